@@ -1,0 +1,60 @@
+"""Azure Functions triggers: parse the trigger's input, call the pipeline, shape the reply. No logic here."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared import http_api
+from shared.health import health
+from shared.openapi import openapi_document
+from shared.runtime import get_pipeline
+from shared.settings import Settings, SettingsError
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+try:
+    Settings.from_env()
+except SettingsError as _exc:  # loud at start-up; /api/health says the same
+    logging.getLogger("function_app").critical("%s", _exc)
+
+
+def _reply(reply: http_api.HttpReply) -> func.HttpResponse:
+    return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers, mimetype=reply.mimetype)
+
+
+@app.route(route="servicePrincipals/{id}/synchronization/acquireAccessToken", methods=["POST"])
+async def acquire_for_service_principal(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(
+        await http_api.acquire(
+            get_pipeline, req.get_body(), req.headers,
+            target_type="servicePrincipal", target_id=req.route_params.get("id"),
+        )
+    )
+
+
+@app.route(route="applications/{id}/synchronization/acquireAccessToken", methods=["POST"])
+async def acquire_for_application(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(
+        await http_api.acquire(
+            get_pipeline, req.get_body(), req.headers,
+            target_type="application", target_id=req.route_params.get("id"),
+        )
+    )
+
+
+@app.route(route="acquireAccessToken", methods=["POST"])
+async def acquire_access_token(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(await http_api.acquire(get_pipeline, req.get_body(), req.headers))
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health_check(req: func.HttpRequest) -> func.HttpResponse:
+    status, payload = health()
+    return _reply(http_api.json_reply(status, payload))
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(http_api.json_reply(200, openapi_document()))

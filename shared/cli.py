@@ -1,0 +1,141 @@
+"""``python -m shared``: the operator's command line (CONTRACT section 7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .outcome import Outcome
+from .settings import Settings, SettingsError
+
+__all__ = ["EXIT_CODES", "main", "request_from_args"]
+
+EXIT_OK, EXIT_INVALID, EXIT_REJECTED, EXIT_FAILED = 0, 2, 3, 4
+
+
+def exit_code(outcome: Outcome) -> int:
+    if outcome.ok:
+        return EXIT_OK
+    if outcome.outcome == "failed":
+        return EXIT_FAILED
+    return EXIT_INVALID if outcome.http_status == 400 else EXIT_REJECTED
+
+
+EXIT_CODES = {"succeeded or validated": EXIT_OK, "invalid": EXIT_INVALID, "rejected": EXIT_REJECTED, "failed": EXIT_FAILED}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared",
+        description="Authorize Microsoft Entra provisioning connections (Graph synchronization/acquireAccessToken).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    acquire = commands.add_parser(
+        "acquire",
+        help="run the pipeline once with DefaultAzureCredential and print the outcome",
+        description="Exit status: 0 succeeded or validated, 2 invalid, 3 rejected, 4 failed.",
+    )
+    source = acquire.add_mutually_exclusive_group(required=True)
+    source.add_argument("--request", metavar="FILE", help="a request JSON file (CONTRACT section 1); - for stdin")
+    source.add_argument("--service-principal", metavar="ID", help="service principal object id")
+    source.add_argument("--application", metavar="ID", help="application object id (not the appId)")
+    acquire.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE|KEY=@REF",
+        help="a credential; @REF is a Key Vault reference (repeat for each key)",
+    )
+    acquire.add_argument("--correlation-id", help="echoed in the outcome and telemetry")
+    acquire.add_argument("--dry-run", action="store_true", help="validate and resolve references, do not call Graph")
+
+    enqueue = commands.add_parser("enqueue", help="put a request on the request queue")
+    enqueue.add_argument("--request", metavar="FILE", required=True, help="a request JSON file; - for stdin")
+    enqueue.add_argument(
+        "--connection-string",
+        help="Storage connection string (default: AzureWebJobsStorage, or --account-url with DefaultAzureCredential)",
+    )
+    enqueue.add_argument("--account-url", help="https://<account>.queue.core.windows.net, signed in with Entra ID")
+
+    commands.add_parser("demo", help="the whole pipeline offline against local stand-ins")
+    return parser
+
+
+def request_from_args(args: argparse.Namespace) -> Any:
+    """The request JSON value the arguments describe (validated later by the pipeline, like any request)."""
+    if args.request is not None:
+        if args.credential or args.correlation_id or args.dry_run:
+            raise _UsageError("--request FILE takes the whole request; drop --credential/--correlation-id/--dry-run")
+        return _read(args.request)
+    credentials = []
+    for item in args.credential:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"--credential {key or item!r}: expected KEY=VALUE or KEY=@REF")
+        if value.startswith("@") and not value.startswith("@Microsoft.KeyVault("):
+            credentials.append({"key": key, "secretRef": value[1:]})
+        elif value.startswith("@"):
+            credentials.append({"key": key, "secretRef": value})
+        else:
+            credentials.append({"key": key, "value": value})
+    request: dict[str, Any] = {"credentials": credentials}
+    if args.service_principal is not None:
+        request["servicePrincipalId"] = args.service_principal
+    else:
+        request["applicationId"] = args.application
+    if args.correlation_id is not None:
+        request["correlationId"] = args.correlation_id
+    if args.dry_run:
+        request["dryRun"] = True
+    return request
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+async def _acquire(raw: Any) -> Outcome:
+    from .runtime import build_pipeline
+
+    pipeline = build_pipeline(Settings.from_env(), credential="default")
+    try:
+        return await pipeline.run(raw, trigger="cli")
+    finally:
+        await pipeline.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "acquire":
+            outcome = asyncio.run(_acquire(request_from_args(args)))
+            print(json.dumps(outcome.to_dict(), indent=2))
+            return exit_code(outcome)
+        if args.command == "enqueue":
+            from .queueing import enqueue_main
+
+            return enqueue_main(_read(args.request), args)
+        from .demo import run_demo
+
+        return run_demo()
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,96 @@
+"""One error hierarchy, mapped to the outcome in one place.
+
+Every failure the pipeline knows about is a :class:`ProvisioningError`. Its class decides the outcome
+(``rejected`` or ``failed``), whether retrying may help, and the HTTP status (CONTRACT sections 2 and 3).
+Messages name the problem and never carry a credential value or a token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "CredentialsRejected",
+    "IdentityNotAllowed",
+    "InvalidRequest",
+    "PolicyRefused",
+    "ProvisioningError",
+    "ReferenceUnresolvable",
+    "ServiceUnavailable",
+    "TargetNotFound",
+]
+
+
+class ProvisioningError(Exception):
+    outcome: ClassVar[str] = "rejected"
+    http_status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "invalidRequest"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome == "failed"
+
+
+class InvalidRequest(ProvisioningError):
+    """The request is malformed or breaks the request schema (400)."""
+
+
+class PolicyRefused(ProvisioningError):
+    """A policy of this app refuses the request: target, vault host, inline secret, caller role (403)."""
+
+    http_status = 403
+    default_code = "policyRefused"
+
+
+class TargetNotFound(ProvisioningError):
+    """Graph says the service principal or application does not exist (404)."""
+
+    http_status = 404
+    default_code = "Request_ResourceNotFound"
+
+
+class ReferenceUnresolvable(ProvisioningError):
+    """A Key Vault reference names a missing or disabled secret (422)."""
+
+    http_status = 422
+    default_code = "secretNotFound"
+
+
+class CredentialsRejected(ProvisioningError):
+    """Graph refused the credentials themselves (Graph 400, here 422)."""
+
+    http_status = 422
+    default_code = "credentialsRejected"
+
+
+class IdentityNotAllowed(ProvisioningError):
+    """The app's own identity was refused by Graph or Key Vault, or no token could be had (502).
+
+    Counted as ``failed``: the fix is on the app's side (a role assignment, a Graph permission, the
+    identity endpoint), and role assignments take minutes to propagate, so a queued request is retried
+    and lands in the poison queue if the fix does not come in time.
+    """
+
+    outcome = "failed"
+    http_status = 502
+    default_code = "identityNotAllowed"
+
+
+class ServiceUnavailable(ProvisioningError):
+    """Graph or Key Vault stayed throttled or unavailable after retries (503, with Retry-After)."""
+
+    outcome = "failed"
+    http_status = 503
+    default_code = "serviceUnavailable"

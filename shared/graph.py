@@ -1,0 +1,203 @@
+"""The Microsoft Graph call: ``POST /{servicePrincipals|applications}/{id}/synchronization/acquireAccessToken``.
+
+One shared ``httpx.AsyncClient`` per process; the token comes from an azure-identity credential (which caches
+it, so Graph tokens are not fetched per request). Retries on 429, 5xx, timeouts and broken connections with
+stamina, honouring ``Retry-After``, up to ``GRAPH_MAX_ATTEMPTS``. Graph's own error code is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import stamina
+
+from .errors import (
+    CredentialsRejected,
+    IdentityNotAllowed,
+    ProvisioningError,
+    ServiceUnavailable,
+    TargetNotFound,
+)
+from .request import Target
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+__all__ = ["GraphCall", "GraphClient"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GraphCall:
+    """What the outcome says of the Graph call (CONTRACT section 2, ``graph``)."""
+
+    status: int | None = None
+    request_id: str | None = None
+    client_request_id: str | None = None
+    error_code: str | None = None
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "requestId": self.request_id,
+            "clientRequestId": self.client_request_id,
+            "errorCode": self.error_code,
+            "attempts": self.attempts,
+        }
+
+
+class _Transient(Exception):
+    """One attempt that may succeed if tried again."""
+
+    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None,
+                 response: httpx.Response | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        self.response = response
+
+
+class GraphClient:
+    def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, settings: Settings) -> None:
+        self._http = http
+        self._credential = credential
+        self._settings = settings
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self._credential.close()
+
+    async def token(self) -> str:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        try:
+            access = await self._credential.get_token(self._settings.graph_scope)
+        except ClientAuthenticationError as exc:
+            log.warning("could not get a Microsoft Graph token: %s", type(exc).__name__)
+            raise IdentityNotAllowed(
+                "the app's identity could not get a Microsoft Graph token", code="tokenUnavailable"
+            ) from None
+        return access.token
+
+    async def acquire_access_token(
+        self, target: Target, credentials: list[tuple[str, str]], *, call: GraphCall
+    ) -> GraphCall:
+        """Call Graph; fill ``call`` as it goes (so a failure still reports attempts and ids)."""
+        url = (
+            f"{self._settings.graph_base_url}/{target.graph_collection}/{target.id}"
+            "/synchronization/acquireAccessToken"
+        )
+        body = {"credentials": [{"key": key, "value": value} for key, value in credentials]}
+        call.client_request_id = call.client_request_id or str(uuid.uuid4())
+        token = await self.token()
+        max_wait = self._settings.graph_timeout_seconds
+        last: _Transient | None = None
+
+        def backoff(exc: Exception) -> bool | float:
+            if not isinstance(exc, _Transient):
+                return False
+            if exc.retry_after is None:
+                return True
+            # Honour Retry-After; one longer than an attempt may last is left to the caller.
+            return exc.retry_after if exc.retry_after <= max_wait else False
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=backoff,
+                attempts=self._settings.graph_max_attempts,
+                timeout=None,
+                wait_initial=0.2,
+                wait_max=max_wait,
+                wait_jitter=0.2,
+            ):
+                with attempt:
+                    call.attempts += 1
+                    last = None
+                    try:
+                        response = await self._http.post(
+                            url,
+                            json=body,
+                            headers={
+                                "Authorization": f"Bearer {token}",
+                                "client-request-id": call.client_request_id,
+                                "return-client-request-id": "true",
+                            },
+                            timeout=self._settings.graph_timeout_seconds,
+                        )
+                    except httpx.TimeoutException as exc:
+                        last = _Transient(f"Graph did not answer in time ({type(exc).__name__})")
+                        raise last from None
+                    except httpx.TransportError as exc:
+                        last = _Transient(f"Graph could not be reached ({type(exc).__name__})")
+                        raise last from None
+                    _record(call, response)
+                    if response.status_code == 429 or response.status_code >= 500:
+                        last = _Transient(
+                            f"Graph answered {response.status_code}",
+                            status=response.status_code,
+                            retry_after=_retry_after(response),
+                            response=response,
+                        )
+                        raise last
+        except _Transient as exc:
+            raise ServiceUnavailable(
+                f"{exc.reason} after {call.attempts} attempt(s)",
+                code=call.error_code or ("graphUnavailable" if exc.status else "graphUnreachable"),
+                retry_after=exc.retry_after,
+            ) from None
+        if response.is_success:
+            return call
+        raise _rejection(response, call, target)
+
+
+def _record(call: GraphCall, response: httpx.Response) -> None:
+    call.status = response.status_code
+    call.request_id = response.headers.get("request-id")
+    call.client_request_id = response.headers.get("client-request-id") or call.client_request_id
+    call.error_code = None if response.is_success else _graph_error(response)[0]
+
+
+def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        error = response.json().get("error", {})
+        code = error.get("code")
+        message = error.get("message")
+        return (str(code) if code else None, str(message)[:500] if message else None)
+    except Exception:  # noqa: BLE001 - a body that is not Graph's error JSON has no code
+        return None, None
+
+
+def _rejection(response: httpx.Response, call: GraphCall, target: Target) -> ProvisioningError:
+    status = response.status_code
+    code, message = _graph_error(response)
+    detail = f"Graph answered {status}" + (f": {message}" if message else "")
+    if status == 404:
+        return TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    if status in (401, 403):
+        return IdentityNotAllowed(f"Graph refused the app's identity ({detail})", code=code or "graphForbidden")
+    return CredentialsRejected(detail, code=code or f"graph{status}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("Retry-After")
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        from datetime import datetime, timezone
+
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -1,0 +1,122 @@
+"""HTTP semantics of the routes (CONTRACT section 3), free of ``azure.functions``.
+
+The triggers hand over method-agnostic pieces (path id, headers, body) and get back an :class:`HttpReply`:
+status, headers and body. Errors are ``application/problem+json`` (RFC 9457) carrying the outcome fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from .errors import InvalidRequest, PolicyRefused
+from .outcome import Outcome
+from .pipeline import Pipeline
+from .request import Target, TargetType
+from .settings import SettingsError
+from .telemetry import emit_outcome
+
+__all__ = ["HttpReply", "acquire", "json_reply"]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+PRINCIPAL_HEADER = "x-ms-client-principal"
+
+
+@dataclass
+class HttpReply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    mimetype: str = "application/json"
+
+
+def json_reply(status: int, payload: Any, *, mimetype: str = "application/json", headers: dict[str, str] | None = None) -> HttpReply:
+    return HttpReply(status, json.dumps(payload, indent=2).encode("utf-8"), headers or {}, mimetype)
+
+
+async def acquire(
+    get_pipeline: Callable[[], Pipeline],
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    target_type: TargetType | None = None,
+    target_id: str | None = None,
+) -> HttpReply:
+    """One acquireAccessToken call over HTTP: the caller's role, then the pipeline, then the reply."""
+    try:
+        pipeline = get_pipeline()
+    except SettingsError as exc:
+        return outcome_reply(configuration_outcome(exc, trigger="http"))
+    target = None
+    if target_type is not None:
+        if not target_id or not _GUID.match(target_id):
+            return outcome_reply(
+                pipeline.refuse(InvalidRequest("the {id} in the path must be a GUID (an object id)"), trigger="http")
+            )
+        target = Target(type=target_type, id=target_id.lower())
+    role = pipeline.settings.required_app_role
+    if role is not None:
+        refusal = _check_role(headers, role)
+        if refusal is not None:
+            return outcome_reply(pipeline.refuse(refusal, trigger="http", target=target))
+    return outcome_reply(await pipeline.run(body, trigger="http", target=target))
+
+
+def configuration_outcome(exc: SettingsError, *, trigger: str) -> Outcome:
+    """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
+    outcome = Outcome(
+        outcome="failed",
+        trigger=trigger,
+        retryable=True,
+        http_status=503,
+        retry_after=60,
+        error_code="configurationError",
+        error_message=str(exc),
+    )
+    emit_outcome(outcome)
+    return outcome
+
+
+def outcome_reply(outcome: Outcome) -> HttpReply:
+    payload = outcome.to_dict()
+    if outcome.ok:
+        return json_reply(200, payload)
+    status = outcome.http_status
+    problem = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": outcome.error_message,
+        **payload,
+    }
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after or 1)))
+    return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
+
+
+def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
+    """App Service Authentication's principal must hold ``role`` (``REQUIRED_APP_ROLE``)."""
+    raw = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER), None)
+    if not raw:
+        return PolicyRefused(f"this route needs a caller holding the app role {role!r}", code="callerNotAuthorized")
+    try:
+        principal = json.loads(base64.b64decode(raw, validate=True))
+        claims = principal.get("claims") or []
+        roles = {
+            str(c.get("val"))
+            for c in claims
+            if isinstance(c, dict) and c.get("typ") in ("roles", principal.get("role_typ", "roles"))
+        }
+    except (binascii.Error, ValueError, AttributeError, TypeError):
+        return PolicyRefused("the X-MS-CLIENT-PRINCIPAL header is not a valid principal", code="callerNotAuthorized")
+    if role not in roles:
+        return PolicyRefused(f"the caller does not hold the app role {role!r}", code="callerNotAuthorized")
+    return None

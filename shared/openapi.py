@@ -1,0 +1,20 @@
+"""``GET /api/openapi.json``: the OpenAPI document of the HTTP routes (kept in ``openapi.json`` beside this file)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .keys import SYNCHRONIZATION_SECRET_KEYS
+
+__all__ = ["openapi_document"]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((Path(__file__).with_name("openapi.json")).read_text(encoding="utf-8"))
+    # The key enum has one source: shared/keys.py.
+    document["components"]["schemas"]["Credential"]["properties"]["key"]["enum"] = list(SYNCHRONIZATION_SECRET_KEYS)
+    return document

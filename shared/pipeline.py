@@ -1,0 +1,138 @@
+"""The pipeline: validate, apply policy, resolve references, call Graph, emit the outcome.
+
+:meth:`Pipeline.run` never raises for anything a caller sent or a service answered: every request ends in one
+:class:`~shared.outcome.Outcome`, emitted before it is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import InvalidRequest, PolicyRefused, ProvisioningError
+from .graph import GraphCall, GraphClient
+from .keys import is_sensitive
+from .outcome import Outcome
+from .references import SecretReference, SecretResolver, parse_reference
+from .request import AcquireRequest, Target, parse_request
+from .settings import Settings
+from .telemetry import emit_outcome
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+_MIN_REDACT = 4
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: SecretResolver,
+        graph: GraphClient,
+        emit: Callable[[Outcome], None] = emit_outcome,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.graph = graph
+        self._emit = emit
+
+    async def run(
+        self,
+        raw: Any,
+        *,
+        trigger: str,
+        target: Target | None = None,
+        dequeue_count: int | None = None,
+    ) -> Outcome:
+        """Run one request. ``raw`` is bytes, text, a decoded JSON value or an :class:`AcquireRequest`."""
+        started = time.perf_counter()
+        outcome = Outcome(outcome="failed", trigger=trigger, target=target, dequeue_count=dequeue_count)
+        secrets: list[str] = []
+        try:
+            request = raw if isinstance(raw, AcquireRequest) else parse_request(raw, target=target)
+            outcome.target = request.target
+            outcome.credential_keys = request.credential_keys
+            outcome.correlation_id = request.correlation_id
+            await self._authorize(request, outcome, secrets)
+        except ProvisioningError as error:
+            _fail(outcome, error, secrets)
+        except Exception:  # noqa: BLE001 - the caller gets an outcome, the logs get the traceback
+            log.exception("unexpected error in the pipeline (trigger %s)", trigger)
+            outcome.outcome = "failed"
+            outcome.retryable = True
+            outcome.http_status = 500
+            outcome.error_code = "internalError"
+            outcome.error_message = "unexpected error; the app's logs have the details"
+        outcome.duration_ms = (time.perf_counter() - started) * 1000
+        self._emit(outcome)
+        return outcome
+
+    def refuse(self, error: ProvisioningError, *, trigger: str, target: Target | None = None) -> Outcome:
+        """The outcome of a request refused before it reached the pipeline (say, the caller's role)."""
+        outcome = Outcome(outcome="rejected", trigger=trigger, target=target)
+        _fail(outcome, error, [])
+        self._emit(outcome)
+        return outcome
+
+    async def _authorize(self, request: AcquireRequest, outcome: Outcome, secrets: list[str]) -> None:
+        settings = self.settings
+        target = request.target
+        if settings.allowed_targets is not None and target.id not in settings.allowed_targets:
+            raise PolicyRefused(f"{target.type} {target.id} is not in ALLOWED_TARGETS", code="targetNotAllowed")
+
+        references: dict[str, SecretReference] = {}
+        for credential in request.credentials:
+            if credential.secret_ref is not None:
+                references[credential.key] = parse_reference(credential.secret_ref, settings, key=credential.key)
+            elif is_sensitive(credential.key):
+                if credential.value is not None:
+                    secrets.append(credential.value)
+                if not settings.allow_inline_secrets:
+                    raise PolicyRefused(
+                        f"credential {credential.key!r} is sensitive and must come as a secretRef "
+                        "(ALLOW_INLINE_SECRETS is off)",
+                        code="inlineSecretNotAllowed",
+                    )
+
+        resolved_values = await self.resolver.resolve_all(references.values())
+        resolved = dict(zip(references, resolved_values, strict=True))
+        secrets.extend(resolved_values)
+
+        if request.dry_run:
+            outcome.outcome = "validated"
+            return
+
+        values = [
+            (c.key, resolved[c.key] if c.key in resolved else (c.value or "")) for c in request.credentials
+        ]
+        outcome.graph = GraphCall()
+        await self.graph.acquire_access_token(target, values, call=outcome.graph)
+        outcome.outcome = "succeeded"
+
+    async def close(self) -> None:
+        await self.resolver.close()
+        await self.graph.close()
+
+
+def _fail(outcome: Outcome, error: ProvisioningError, secrets: list[str]) -> None:
+    if isinstance(error, InvalidRequest) and outcome.target is None:
+        outcome.credential_keys = []
+    outcome.outcome = "failed" if error.retryable else "rejected"
+    outcome.retryable = error.retryable
+    outcome.http_status = error.http_status
+    outcome.retry_after = error.retry_after
+    outcome.error_code = error.code
+    outcome.error_message = _redact(error.message, secrets)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    """Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= _MIN_REDACT and secret in text:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,299 @@
+"""Key Vault references: parsing the four forms (CONTRACT section 1), the vault-host allowlist, resolution.
+
+Parsing is pure and needs only :class:`~shared.settings.Settings`. Resolution uses the async
+``azure-keyvault-secrets`` client, one per vault, created on first use and reused; all references of a request
+are resolved concurrently, identical references share one call, and values are cached in memory for
+``SECRET_CACHE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .errors import IdentityNotAllowed, InvalidRequest, PolicyRefused, ReferenceUnresolvable, ServiceUnavailable
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.keyvault.secrets.aio import SecretClient
+
+__all__ = ["SecretReference", "SecretResolver", "parse_reference"]
+
+log = logging.getLogger(__name__)
+
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+_VAULT_NAME = re.compile(r"^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$")
+_APP_SERVICE_FORM = re.compile(r"^@Microsoft\.KeyVault\((?P<body>.*)\)$", re.DOTALL)
+
+MAX_CACHED_SECRETS = 1024
+
+
+@dataclass(frozen=True)
+class SecretReference:
+    vault_url: str  # https://host[:port], lower case
+    name: str
+    version: str | None = None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.vault_url).netloc
+
+    def __str__(self) -> str:
+        suffix = f"/{self.version}" if self.version else ""
+        return f"{self.vault_url}/secrets/{self.name}{suffix}"
+
+
+def parse_reference(ref: str, settings: Settings, *, key: str = "secretRef") -> SecretReference:
+    """Parse one ``secretRef`` and check its vault host against ``KEY_VAULT_ALLOWED_HOSTS``.
+
+    Raises :class:`InvalidRequest` for a reference of no known form, :class:`PolicyRefused` for a vault
+    host that is not allowed. Nothing here touches the network.
+    """
+    text = ref.strip()
+    match = _APP_SERVICE_FORM.match(text)
+    if match:
+        reference = _parse_app_service_form(match.group("body"), settings, key)
+    elif text.lower().startswith(("https://", "http://")):
+        reference = _parse_secret_uri(text, key)
+    else:
+        reference = _parse_short_form(text, settings, key)
+    _check_host(reference, settings, key)
+    return reference
+
+
+def _parse_app_service_form(body: str, settings: Settings, key: str) -> SecretReference:
+    fields: dict[str, str] = {}
+    for part in body.split(";"):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip():
+            raise InvalidRequest(f"credential {key!r}: @Microsoft.KeyVault(...) needs Name=Value pairs")
+        name = name.strip()
+        if name in fields:
+            raise InvalidRequest(f"credential {key!r}: @Microsoft.KeyVault(...) names {name} twice")
+        fields[name] = value.strip()
+    if set(fields) == {"SecretUri"}:
+        return _parse_secret_uri(fields["SecretUri"], key)
+    if "VaultName" in fields and "SecretName" in fields and set(fields) <= {"VaultName", "SecretName", "SecretVersion"}:
+        vault = fields["VaultName"]
+        if not _VAULT_NAME.match(vault):
+            raise InvalidRequest(f"credential {key!r}: VaultName is not a valid Key Vault name")
+        return _checked(
+            f"https://{vault.lower()}.{settings.key_vault_dns_suffix}",
+            fields["SecretName"],
+            fields.get("SecretVersion"),
+            key,
+        )
+    raise InvalidRequest(
+        f"credential {key!r}: @Microsoft.KeyVault(...) takes SecretUri=..., or VaultName=...;SecretName=..."
+        "[;SecretVersion=...]"
+    )
+
+
+def _parse_secret_uri(uri: str, key: str) -> SecretReference:
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "https":
+        raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI must use https")
+    if parts.query or parts.fragment or parts.username or parts.password or not parts.hostname:
+        raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise InvalidRequest(f"credential {key!r}: the Key Vault secret URI has a bad port") from None
+    segments = parts.path.strip("/").split("/")
+    if len(segments) not in (2, 3) or segments[0] != "secrets":
+        raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]")
+    return _checked(f"https://{parts.netloc.lower()}", segments[1], segments[2] if len(segments) == 3 else None, key)
+
+
+def _parse_short_form(text: str, settings: Settings, key: str) -> SecretReference:
+    if settings.key_vault_uri is None:
+        raise InvalidRequest(
+            f"credential {key!r}: a short secret reference (<name>[/<version>]) needs the KEY_VAULT_URI app setting"
+        )
+    segments = text.split("/")
+    if len(segments) > 2:
+        raise InvalidRequest(f"credential {key!r}: secretRef is not a Key Vault reference of a known form")
+    return _checked(settings.key_vault_uri, segments[0], segments[1] if len(segments) == 2 else None, key)
+
+
+def _checked(vault_url: str, name: str, version: str | None, key: str) -> SecretReference:
+    if not _SECRET_NAME.match(name):
+        raise InvalidRequest(f"credential {key!r}: secret name must be 1-127 letters, digits or dashes")
+    if version is not None and not _VERSION.match(version):
+        raise InvalidRequest(f"credential {key!r}: secret version must be letters and digits")
+    return SecretReference(vault_url=vault_url, name=name, version=version)
+
+
+def _normal_authority(netloc: str) -> str:
+    netloc = netloc.lower()
+    return netloc[: -len(":443")] if netloc.endswith(":443") else netloc
+
+
+def _check_host(reference: SecretReference, settings: Settings, key: str) -> None:
+    allowed = {_normal_authority(h) for h in settings.key_vault_allowed_hosts}
+    if _normal_authority(reference.host) not in allowed:
+        raise PolicyRefused(
+            f"credential {key!r}: vault host {reference.host!r} is not in KEY_VAULT_ALLOWED_HOSTS",
+            code="vaultHostNotAllowed",
+        )
+
+
+class SecretResolver:
+    """Resolves references with ``azure-keyvault-secrets``; one client per vault, values cached in memory."""
+
+    def __init__(
+        self,
+        credential: AsyncTokenCredential,
+        *,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self._credential = credential
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._client_options = {"retry_total": 2, "retry_backoff_factor": 0.4, **(client_options or {})}
+        self._clients: dict[str, SecretClient] = {}
+        self._cache: OrderedDict[SecretReference, tuple[float, str]] = OrderedDict()
+        self._in_flight: dict[SecretReference, asyncio.Future[str]] = {}
+        self.calls = 0  # Key Vault GETs started, for the demo and the tests
+
+    async def resolve_all(self, references: Iterable[SecretReference]) -> list[str]:
+        """Resolve every reference concurrently; the first error wins, the others are cancelled."""
+        refs = list(references)
+        if not refs:
+            return []
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self.resolve(ref)) for ref in refs]
+        return [task.result() for task in tasks]
+
+    async def resolve(self, reference: SecretReference) -> str:
+        cached = self._cache.get(reference)
+        now = self._clock()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._in_flight.get(reference)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._in_flight[reference] = future
+        try:
+            value = await self._fetch(reference)
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: nobody may be waiting
+            raise
+        else:
+            future.set_result(value)
+            if self._cache_seconds > 0:
+                self._cache[reference] = (self._clock() + self._cache_seconds, value)
+                self._cache.move_to_end(reference)
+                while len(self._cache) > MAX_CACHED_SECRETS:
+                    self._cache.popitem(last=False)
+            return value
+        finally:
+            self._in_flight.pop(reference, None)
+
+    async def _fetch(self, reference: SecretReference) -> str:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        client = self._client(reference.vault_url)
+        self.calls += 1
+        where = f"secret {reference.name!r} in {reference.host}"
+        try:
+            secret = await client.get_secret(reference.name, reference.version)
+        except ResourceNotFoundError:
+            raise ReferenceUnresolvable(f"{where} does not exist", code="SecretNotFound") from None
+        except ClientAuthenticationError as exc:
+            if exc.status_code in (401, 403):
+                raise IdentityNotAllowed(
+                    f"Key Vault refused the app's identity for {where} ({exc.status_code})", code=_kv_code(exc)
+                ) from None
+            log.warning("could not get a Key Vault token: %s", type(exc).__name__)
+            raise IdentityNotAllowed(
+                "the app's managed identity could not get a Key Vault token", code="tokenUnavailable"
+            ) from None
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            code = _kv_code(exc)
+            if status == 403 and code == "SecretDisabled":
+                raise ReferenceUnresolvable(f"{where} is disabled", code="SecretDisabled") from None
+            if status in (401, 403):
+                raise IdentityNotAllowed(f"Key Vault refused the app's identity for {where} ({status})", code=code) from None
+            if status == 429 or status >= 500:
+                raise ServiceUnavailable(
+                    f"Key Vault stayed unavailable for {where} ({status})",
+                    code=code or "keyVaultUnavailable",
+                    retry_after=_retry_after(exc),
+                ) from None
+            raise ReferenceUnresolvable(f"Key Vault refused {where} ({status})", code=code or "keyVaultError") from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise ServiceUnavailable(
+                f"Key Vault could not be reached for {where} ({type(exc).__name__})", code="keyVaultUnreachable"
+            ) from None
+        if secret.value is None:
+            raise ReferenceUnresolvable(f"{where} has no value", code="SecretEmpty")
+        return secret.value
+
+    def _client(self, vault_url: str) -> SecretClient:
+        client = self._clients.get(vault_url)
+        if client is None:
+            from azure.keyvault.secrets.aio import SecretClient
+
+            client = SecretClient(vault_url, self._credential, **self._client_options)
+            self._clients[vault_url] = client
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+
+def _kv_code(exc: Any) -> str:
+    """The most specific Key Vault error code: the inner error's if there is one."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or ""
+    inner = getattr(error, "innererror", None) or {}
+    if isinstance(inner, dict) and inner.get("code"):
+        return str(inner["code"])
+    response = getattr(exc, "response", None)
+    if response is not None and not code:
+        try:
+            body = response.json()
+            code = body.get("error", {}).get("code", "") or ""
+            inner_code = body.get("error", {}).get("innererror", {}).get("code")
+            if inner_code:
+                return str(inner_code)
+        except Exception:  # noqa: BLE001 - a body that is not JSON has no code
+            return code
+    return str(code)
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    header = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None

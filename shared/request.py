@@ -1,0 +1,179 @@
+"""The request (CONTRACT section 1): one JSON object, the same wherever it arrives.
+
+Raw input stops here: :func:`parse_request` turns bytes, text or a decoded JSON value into an
+:class:`AcquireRequest` or raises :class:`~shared.errors.InvalidRequest` with a message naming the field.
+Values are never echoed in messages: a credential value may be a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from .errors import InvalidRequest
+from .keys import SYNCHRONIZATION_SECRET_KEYS
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "AcquireRequest",
+    "Credential",
+    "Target",
+    "parse_request",
+]
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_VALUE_BYTES = 8 * 1024
+MAX_CREDENTIALS = 32
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]{1,128}$")
+_KEYS = frozenset(SYNCHRONIZATION_SECRET_KEYS)
+
+TargetType = Literal["servicePrincipal", "application"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+
+class Credential(_Model):
+    key: StrictStr
+    value: Annotated[StrictStr | None, Field(default=None, repr=False)] = None
+    secret_ref: Annotated[StrictStr | None, Field(default=None, max_length=2048)] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Credential:
+        if self.key not in _KEYS:
+            raise ValueError(f"key {self.key[:64]!r} is not a synchronizationSecret value as Graph spells it")
+        if (self.value is None) == (self.secret_ref is None):
+            raise ValueError(f"credential {self.key!r} needs exactly one of 'value' or 'secretRef'")
+        if self.value is not None and len(self.value.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise ValueError(f"credential {self.key!r}: 'value' is longer than 8 KiB")
+        if self.secret_ref is not None and not self.secret_ref.strip():
+            raise ValueError(f"credential {self.key!r}: 'secretRef' is empty")
+        return self
+
+
+class Target(_Model):
+    type: TargetType
+    id: StrictStr
+
+    @property
+    def graph_collection(self) -> str:
+        return "servicePrincipals" if self.type == "servicePrincipal" else "applications"
+
+
+class AcquireRequest(_Model):
+    service_principal_id: StrictStr | None = None
+    application_id: StrictStr | None = None
+    credentials: Annotated[list[Credential], Field(min_length=1, max_length=MAX_CREDENTIALS)]
+    correlation_id: StrictStr | None = None
+    dry_run: StrictBool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> AcquireRequest:
+        if (self.service_principal_id is None) == (self.application_id is None):
+            raise ValueError("exactly one of 'servicePrincipalId' or 'applicationId' is required")
+        target_id = self.service_principal_id or self.application_id or ""
+        if not _GUID.match(target_id):
+            field = "servicePrincipalId" if self.service_principal_id is not None else "applicationId"
+            raise ValueError(f"'{field}' must be a GUID (an object id)")
+        seen: set[str] = set()
+        for credential in self.credentials:
+            if credential.key in seen:
+                raise ValueError(f"credential key {credential.key!r} appears more than once")
+            seen.add(credential.key)
+        if self.correlation_id is not None and not _PRINTABLE.match(self.correlation_id):
+            raise ValueError("'correlationId' must be 1 to 128 printable ASCII characters")
+        return self
+
+    @property
+    def target(self) -> Target:
+        if self.service_principal_id is not None:
+            return Target(type="servicePrincipal", id=self.service_principal_id.lower())
+        return Target(type="application", id=(self.application_id or "").lower())
+
+    @property
+    def credential_keys(self) -> list[str]:
+        return [c.key for c in self.credentials]
+
+
+def parse_request(raw: bytes | str | Any, *, target: Target | None = None) -> AcquireRequest:
+    """Validate one request.
+
+    ``raw`` is the body as bytes or text, or an already decoded JSON value (Event Grid ``data``).
+    With ``target`` (from an HTTP route's path) the body must not name a target itself.
+    """
+    data = _decode(raw)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request must be a JSON object")
+    if target is not None:
+        for name in ("servicePrincipalId", "applicationId"):
+            if name in data:
+                raise InvalidRequest(f"{name}: unknown field here; the target comes from the path")
+        data = {**data, ("servicePrincipalId" if target.type == "servicePrincipal" else "applicationId"): target.id}
+    try:
+        return AcquireRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+
+
+def _decode(raw: bytes | str | Any) -> Any:
+    if isinstance(raw, bytes | bytearray | memoryview):
+        raw = bytes(raw)
+        if len(raw) > MAX_BODY_BYTES:
+            raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
+        if not raw.strip():
+            raise InvalidRequest("the request is empty")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("the request is not UTF-8 text") from None
+    if isinstance(raw, str):
+        if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+            raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
+        if not raw.strip():
+            raise InvalidRequest("the request is empty")
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except RecursionError:
+            raise InvalidRequest("the request is nested too deeply") from None
+    return raw
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = _location(error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{location}: unknown field")
+        elif error["type"] == "missing":
+            problems.append(f"{location}: required")
+        elif error["type"] == "value_error":
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+            problems.append(f"{location}: {message}" if location else message)
+        else:
+            problems.append(f"{location}: {error['msg']}" if location else error["msg"])
+    return "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text

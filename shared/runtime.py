@@ -1,0 +1,61 @@
+"""Process-wide clients, created once and reused (STYLE point 5).
+
+:func:`get_pipeline` gives the triggers one :class:`~shared.pipeline.Pipeline` per process and event loop,
+built from the app settings on first use: importing this module costs nothing on a cold start. The
+credential is the managed identity in Azure (``AZURE_CLIENT_ID`` picks a user-assigned one) and
+``DefaultAzureCredential`` on an operator's terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Literal
+
+from .pipeline import Pipeline
+from .settings import SETTING_NAMES, Settings
+
+__all__ = ["CredentialKind", "build_pipeline", "get_pipeline"]
+
+CredentialKind = Literal["managed_identity", "default"]
+
+# Variables the clients read besides the app settings: a change of any of them makes a new pipeline.
+_CLIENT_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+_current: tuple[tuple[object, ...], Pipeline] | None = None
+
+
+def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_identity") -> Pipeline:
+    import httpx
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    from .graph import GraphClient
+    from .references import SecretResolver
+
+    if credential == "managed_identity":
+        token_credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
+    else:
+        token_credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    http = httpx.AsyncClient(
+        timeout=settings.graph_timeout_seconds,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        headers={"User-Agent": "entra-provisioning-authorizer/1.0"},
+    )
+    return Pipeline(
+        settings,
+        resolver=SecretResolver(token_credential, cache_seconds=settings.secret_cache_seconds),
+        graph=GraphClient(http, token_credential, settings),
+    )
+
+
+def get_pipeline() -> Pipeline:
+    """The pipeline for this process and its running event loop (settings read from the environment)."""
+    global _current
+    key = (
+        id(asyncio.get_running_loop()),
+        *(os.environ.get(name) for name in SETTING_NAMES),
+        *(os.environ.get(name) for name in _CLIENT_VARIABLES),
+    )
+    if _current is None or _current[0] != key:
+        _current = (key, build_pipeline(Settings.from_env()))
+    return _current[1]

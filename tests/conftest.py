@@ -1,0 +1,90 @@
+"""Shared fixtures: one stand-in stack per session, the app pointed at it through its settings.
+
+The test CA bundle must be in ``SSL_CERT_FILE`` before aiohttp is imported (it builds its default TLS context
+at import), so it is made here, when pytest loads this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.standins import Stack, TestCA
+
+_CA_DIR = Path(tempfile.mkdtemp(prefix="standin-ca-"))
+CA = TestCA(_CA_DIR)
+os.environ["SSL_CERT_FILE"] = str(CA.bundle)
+os.environ["REQUESTS_CA_BUNDLE"] = str(CA.bundle)
+
+SP_ID = "0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"
+APP_ID = "5d3c8a2e-1f4b-4c6d-8e9f-0a1b2c3d4e5f"
+UNKNOWN_ID = "99999999-9999-4999-8999-999999999999"
+SCIM_URL = "https://scim.example.com/v2"
+# Canary values: a test fails if any of them shows up where secrets must never be.
+CANARY_TOKEN = "canary-SecretToken-7f3a9c1e5b"
+CANARY_PASSWORD = "canary-Password-2d8e4f6a0c"
+CANARIES = (CANARY_TOKEN, CANARY_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack(CA)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The app's settings point at the stand-ins; the stand-ins hold the usual secrets and targets."""
+    stack.reset()
+    for name in list(os.environ):
+        if name in ("ALLOW_INLINE_SECRETS", "ALLOWED_TARGETS", "REQUIRED_APP_ROLE", "KEY_VAULT_ALLOWED_HOSTS",
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING", "AZURE_CLIENT_ID", "GRAPH_API_VERSION"):
+            monkeypatch.delenv(name)
+    for name, value in stack.environment().items():
+        monkeypatch.setenv(name, value)
+    stack.keyvault.secrets.clear()
+    stack.keyvault.forbidden.clear()
+    stack.keyvault.set_secret("scim-token", CANARY_TOKEN)
+    stack.keyvault.set_secret("scim-password", CANARY_PASSWORD)
+    stack.graph.service_principals.clear()
+    stack.graph.applications.clear()
+    stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": CANARY_TOKEN}
+    stack.graph.applications[APP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": CANARY_TOKEN}
+    stack.identity.graph_roles = ["Synchronization.ReadWrite.All"]
+    return stack
+
+
+@pytest.fixture
+async def pipeline(app_env: Stack) -> AsyncIterator[object]:
+    from shared.runtime import build_pipeline
+    from shared.settings import Settings
+
+    built = build_pipeline(Settings.from_env())
+    yield built
+    await built.close()
+
+
+def request_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "servicePrincipalId": SP_ID,
+        "credentials": [
+            {"key": "BaseAddress", "value": SCIM_URL},
+            {"key": "SecretToken", "secretRef": "scim-token"},
+        ],
+        "correlationId": "ticket-4711",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record at every level, for the canary checks."""
+    caplog.set_level(logging.DEBUG)
+    return caplog

@@ -1,0 +1,132 @@
+"""A small threaded HTTP/1.1 server with a per-request hook, recording what it receives."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Seen:
+    """One request a stand-in received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+    note: str = ""
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None  # dict/list -> JSON, bytes -> as is, None -> empty
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    reset: bool = False  # close the connection without answering
+
+
+class StandIn:
+    """Subclasses implement :meth:`handle`; :attr:`seen` lists every request, in order."""
+
+    name = "stand-in"
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._faults: list[Reply] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen = Seen(
+                    method=self.command,
+                    path=parts.path,
+                    query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                with stand_in._lock:
+                    stand_in.seen.append(seen)
+                    fault = stand_in._faults.pop(0) if stand_in._faults else None
+                reply = fault or stand_in.handle(seen)
+                seen.status = reply.status
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.reset:
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if isinstance(reply.body, bytes):
+                    payload = reply.body
+                elif reply.body is None:
+                    payload = b""
+                else:
+                    payload = json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                headers = {"Content-Type": "application/json; charset=utf-8"} if payload else {}
+                headers.update(reply.headers)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> StandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle(self, seen: Seen) -> Reply:
+        raise NotImplementedError
+
+    def fail_next(self, *replies: Reply) -> None:
+        """The next requests get these replies, in order, before normal service resumes."""
+        with self._lock:
+            self._faults.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seen.clear()
+            self._faults.clear()

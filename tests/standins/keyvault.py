@@ -1,0 +1,93 @@
+"""Key Vault (secrets data plane) over HTTPS.
+
+Speaks the challenge flow azure-keyvault-secrets expects: an unauthenticated request gets 401 with
+``WWW-Authenticate: Bearer authorization=..., resource=...``; the resource is ``https://0.1:PORT`` so that the
+SDK's check (the vault's ``host:port`` must end with ``.`` + the resource's) passes for ``127.0.0.1:PORT`` with
+no ``verify_challenge_resource=False``. Tokens must carry that audience. Errors are Key Vault's JSON.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from .base import Reply, Seen, StandIn
+from .identity import TENANT_ID, IdentityStandIn
+
+API_VERSIONS = {"7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"}
+_PATH = re.compile(r"^/secrets/(?P<name>[0-9A-Za-z-]{1,127})(?:/(?P<version>[0-9A-Za-z]*))?/?$")
+
+
+@dataclass
+class StoredSecret:
+    value: str
+    version: str
+    enabled: bool = True
+
+
+class KeyVaultStandIn(StandIn):
+    name = "key-vault"
+
+    def __init__(self, identity: IdentityStandIn, tls: object) -> None:
+        super().__init__(tls=tls)  # type: ignore[arg-type]
+        self.identity = identity
+        self.secrets: dict[str, list[StoredSecret]] = {}
+        self.forbidden: set[str] = set()  # secret names the app's identity may not read (RBAC)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def resource(self) -> str:
+        return f"https://0.1:{self.port}"
+
+    def set_secret(self, name: str, value: str, *, enabled: bool = True) -> str:
+        version = secrets.token_hex(16)
+        self.secrets.setdefault(name, []).append(StoredSecret(value, version, enabled))
+        return version
+
+    def handle(self, seen: Seen) -> Reply:
+        if seen.query.get("api-version") not in API_VERSIONS:
+            return _error(400, "BadParameter", "The request URI contains an invalid or missing api-version.")
+        claims = self.identity.verify(seen.headers.get("authorization"), self.resource)
+        if isinstance(claims, str):
+            seen.note = claims
+            challenge = (
+                f'Bearer authorization="https://login.microsoftonline.com/{TENANT_ID}", resource="{self.resource}"'
+            )
+            return Reply(401, _body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
+                         {"WWW-Authenticate": challenge})
+        match = _PATH.match(seen.path)
+        if seen.method != "GET" or not match:
+            return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] is served here")
+        name, version = match.group("name"), match.group("version") or None
+        if name in self.forbidden:
+            return Reply(403, {"error": {
+                "code": "Forbidden",
+                "message": f"Caller is not authorized to perform action on resource. Caller: appid={claims.get('appid')}",
+                "innererror": {"code": "ForbiddenByRbac"}}})
+        versions = self.secrets.get(name, [])
+        stored = next((s for s in versions if s.version == version), None) if version else (versions[-1] if versions else None)
+        if stored is None:
+            return _error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault.")
+        if not stored.enabled:
+            return Reply(403, {"error": {"code": "Forbidden", "message": "Operation get is not allowed on a disabled secret.",
+                                         "innererror": {"code": "SecretDisabled"}}})
+        now = int(time.time())
+        return Reply(200, {
+            "value": stored.value,
+            "id": f"https://{self.host}/secrets/{name}/{stored.version}",
+            "attributes": {"enabled": True, "created": now, "updated": now, "recoveryLevel": "Recoverable+Purgeable"},
+            "tags": {},
+        })
+
+
+def _body(code: str, message: str) -> dict[str, object]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, _body(code, message))

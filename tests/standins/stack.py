@@ -1,0 +1,46 @@
+"""All stand-ins together, with the environment that points the app at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .graph import GraphStandIn
+from .identity import IdentityStandIn
+from .keyvault import KeyVaultStandIn
+from .tls import TestCA
+
+
+class Stack:
+    def __init__(self, ca: TestCA, *, client_id: str | None = None) -> None:
+        self.ca = ca
+        tls = ca.server_context()
+        self.identity = IdentityStandIn(client_id=client_id).start()
+        self.keyvault = KeyVaultStandIn(self.identity, tls).start()
+        self.graph = GraphStandIn(self.identity, tls).start()
+
+    @property
+    def standins(self) -> list:
+        return [self.identity, self.keyvault, self.graph]
+
+    def environment(self) -> dict[str, str]:
+        """App settings and the standard variables azure-identity and the TLS stack read."""
+        return {
+            **self.identity.environment(),
+            "GRAPH_ENDPOINT": self.graph.url,
+            "GRAPH_SCOPE": "https://graph.microsoft.com/.default",
+            "KEY_VAULT_URI": self.keyvault.url,
+            "GRAPH_MAX_ATTEMPTS": "4",
+            "GRAPH_TIMEOUT_SECONDS": "5",
+            "SSL_CERT_FILE": str(Path(self.ca.bundle)),
+            "REQUESTS_CA_BUNDLE": str(Path(self.ca.bundle)),
+        }
+
+    def reset(self) -> None:
+        for standin in self.standins:
+            standin.reset()
+        self.identity.issued.clear()
+        self.graph.authorized.clear()
+
+    def stop(self) -> None:
+        for standin in self.standins:
+            standin.stop()

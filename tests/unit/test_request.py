@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from shared.errors import InvalidRequest
+from shared.request import MAX_BODY_BYTES, Target, parse_request
+from tests.conftest import APP_ID, SP_ID, request_body
+
+
+def parse(body: object, **kwargs: object):
+    return parse_request(json.dumps(body).encode(), **kwargs)
+
+
+def problem(body: object, **kwargs: object) -> str:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(body if isinstance(body, bytes | str) else json.dumps(body).encode(), **kwargs)
+    return caught.value.message
+
+
+def test_the_contract_example_parses_into_a_typed_request():
+    request = parse(request_body(dryRun=False))
+    assert request.target == Target(type="servicePrincipal", id=SP_ID)
+    assert request.credential_keys == ["BaseAddress", "SecretToken"]
+    assert request.credentials[1].secret_ref == "scim-token"
+    assert request.correlation_id == "ticket-4711"
+    assert request.dry_run is False
+
+
+def test_an_application_target_is_the_application_object_id():
+    request = parse(request_body(servicePrincipalId=None, applicationId=APP_ID.upper()))
+    assert request.target == Target(type="application", id=APP_ID)
+    assert request.target.graph_collection == "applications"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (request_body(applicationId=APP_ID), "exactly one of 'servicePrincipalId' or 'applicationId'"),
+        (request_body(servicePrincipalId=None), "exactly one of 'servicePrincipalId' or 'applicationId'"),
+        (request_body(servicePrincipalId="not-a-guid"), "'servicePrincipalId' must be a GUID"),
+        (request_body(servicePrincipalId=42), "servicePrincipalId: Input should be a valid string"),
+        (request_body(extra=1), "extra: unknown field"),
+        (request_body(credentials=[]), "credentials: List should have at least 1 item"),
+        (request_body(credentials=[{"key": "Url", "value": "x"}] * 33), "credentials: List should have at most 32"),
+        (request_body(credentials=[{"key": "Bogus", "value": "x"}]), "key 'Bogus' is not a synchronizationSecret"),
+        (request_body(credentials=[{"key": "secrettoken", "secretRef": "x"}]), "is not a synchronizationSecret"),
+        (request_body(credentials=[{"key": "Url"}]), "needs exactly one of 'value' or 'secretRef'"),
+        (request_body(credentials=[{"key": "Url", "value": "a", "secretRef": "b"}]), "needs exactly one of"),
+        (request_body(credentials=[{"key": "Url", "value": "a", "note": 1}]), "credentials[0].note: unknown field"),
+        (request_body(credentials=[{"key": "Url", "value": 5}]), "credentials[0].value: Input should be a valid string"),
+        (request_body(credentials=[{"key": "Url", "value": "x" * 8193}]), "'value' is longer than 8 KiB"),
+        (request_body(credentials=[{"key": "Url", "value": "a"}, {"key": "Url", "value": "b"}]), "appears more than once"),
+        (request_body(credentials=[{"key": "Url", "secretRef": "  "}]), "'secretRef' is empty"),
+        (request_body(credentials="BaseAddress"), "credentials: Input should be a valid list"),
+        (request_body(correlationId="x" * 129), "'correlationId' must be 1 to 128 printable"),
+        (request_body(correlationId="line\nbreak"), "'correlationId' must be 1 to 128 printable"),
+        (request_body(dryRun="yes"), "dryRun: Input should be a valid boolean"),
+        ([1, 2], "the request must be a JSON object"),
+    ],
+)
+def test_a_malformed_request_is_refused_with_a_message_naming_the_field(body, expected):
+    assert expected in problem(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "the request is empty"),
+        (b"{not json", "the request is not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"[" * 100000, "larger than 64 KiB"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        (b" " * (MAX_BODY_BYTES + 1), "larger than 64 KiB"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_refused(raw, expected):
+    assert expected in problem(raw)
+
+
+def test_the_path_target_forbids_a_target_in_the_body():
+    target = Target(type="servicePrincipal", id=SP_ID)
+    assert "servicePrincipalId: unknown field here" in problem(request_body(), target=target)
+    request = parse(request_body(servicePrincipalId=None), target=target)
+    assert request.target == target
+
+
+def test_an_inline_value_never_appears_in_the_error_message():
+    secret = "s3cr3t-inline-value-that-must-not-leak"
+    message = problem(request_body(credentials=[{"key": "Password", "value": secret, "secretRef": "x"}]))
+    message += problem(request_body(credentials=[{"key": "Password", "value": [secret]}]))
+    message += problem(request_body(credentials=[{"key": secret[:10], "value": secret}]))
+    assert secret not in message
