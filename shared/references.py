@@ -174,8 +174,11 @@ class SecretResolver:
         refs = list(references)
         if not refs:
             return []
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.resolve(ref)) for ref in refs]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self.resolve(ref)) for ref in refs]
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
 
     async def resolve(self, reference: SecretReference) -> str:
@@ -223,7 +226,7 @@ class SecretResolver:
         except ResourceNotFoundError:
             raise ReferenceUnresolvable(f"{where} does not exist", code="SecretNotFound") from None
         except ClientAuthenticationError as exc:
-            if exc.status_code in (401, 403):
+            if _from_vault(exc, reference.vault_url) and exc.status_code in (401, 403):
                 raise IdentityNotAllowed(
                     f"Key Vault refused the app's identity for {where} ({exc.status_code})", code=_kv_code(exc)
                 ) from None
@@ -266,6 +269,13 @@ class SecretResolver:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
+
+
+def _from_vault(exc: Any, vault_url: str) -> bool:
+    """Whether an authentication error is the vault's answer (not the credential's failure to get a token)."""
+    response = getattr(exc, "response", None)
+    request = getattr(response, "request", None)
+    return str(getattr(request, "url", "")).lower().startswith(vault_url + "/")
 
 
 def _kv_code(exc: Any) -> str:
