@@ -28,8 +28,11 @@ def _reply(reply: http_api.HttpReply) -> func.HttpResponse:
 async def acquire_for_service_principal(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(
         await http_api.acquire(
-            get_pipeline, req.get_body(), req.headers,
-            target_type="servicePrincipal", target_id=req.route_params.get("id"),
+            get_pipeline,
+            req.get_body(),
+            req.headers,
+            target_type="servicePrincipal",
+            target_id=req.route_params.get("id"),
         )
     )
 
@@ -38,8 +41,11 @@ async def acquire_for_service_principal(req: func.HttpRequest) -> func.HttpRespo
 async def acquire_for_application(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(
         await http_api.acquire(
-            get_pipeline, req.get_body(), req.headers,
-            target_type="application", target_id=req.route_params.get("id"),
+            get_pipeline,
+            req.get_body(),
+            req.headers,
+            target_type="application",
+            target_id=req.route_params.get("id"),
         )
     )
 

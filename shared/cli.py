@@ -26,7 +26,12 @@ def exit_code(outcome: Outcome) -> int:
     return EXIT_INVALID if outcome.http_status == 400 else EXIT_REJECTED
 
 
-EXIT_CODES = {"succeeded or validated": EXIT_OK, "invalid": EXIT_INVALID, "rejected": EXIT_REJECTED, "failed": EXIT_FAILED}
+EXIT_CODES = {
+    "succeeded or validated": EXIT_OK,
+    "invalid": EXIT_INVALID,
+    "rejected": EXIT_REJECTED,
+    "failed": EXIT_FAILED,
+}
 
 
 def _parser() -> argparse.ArgumentParser:

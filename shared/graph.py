@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -56,8 +57,14 @@ class GraphCall:
 class _Transient(Exception):
     """One attempt that may succeed if tried again."""
 
-    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None,
-                 response: httpx.Response | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -92,8 +99,7 @@ class GraphClient:
     ) -> GraphCall:
         """Call Graph; fill ``call`` as it goes (so a failure still reports attempts and ids)."""
         url = (
-            f"{self._settings.graph_base_url}/{target.graph_collection}/{target.id}"
-            "/synchronization/acquireAccessToken"
+            f"{self._settings.graph_base_url}/{target.graph_collection}/{target.id}/synchronization/acquireAccessToken"
         )
         body = {"credentials": [{"key": key, "value": value} for key, value in credentials]}
         call.client_request_id = call.client_request_id or str(uuid.uuid4())
@@ -193,11 +199,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(0.0, float(header))
     except ValueError:
+        from datetime import datetime
         from email.utils import parsedate_to_datetime
-        from datetime import datetime, timezone
 
         try:
             when = parsedate_to_datetime(header)
         except (TypeError, ValueError):
             return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -37,7 +37,9 @@ class HttpReply:
     mimetype: str = "application/json"
 
 
-def json_reply(status: int, payload: Any, *, mimetype: str = "application/json", headers: dict[str, str] | None = None) -> HttpReply:
+def json_reply(
+    status: int, payload: Any, *, mimetype: str = "application/json", headers: dict[str, str] | None = None
+) -> HttpReply:
     return HttpReply(status, json.dumps(payload, indent=2).encode("utf-8"), headers or {}, mimetype)
 
 

@@ -61,7 +61,7 @@ class Pipeline:
             await self._authorize(request, outcome, secrets)
         except ProvisioningError as error:
             _fail(outcome, error, secrets)
-        except Exception:  # noqa: BLE001 - the caller gets an outcome, the logs get the traceback
+        except Exception:
             log.exception("unexpected error in the pipeline (trigger %s)", trigger)
             outcome.outcome = "failed"
             outcome.retryable = True
@@ -107,9 +107,7 @@ class Pipeline:
             outcome.outcome = "validated"
             return
 
-        values = [
-            (c.key, resolved[c.key] if c.key in resolved else (c.value or "")) for c in request.credentials
-        ]
+        values = [(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials]
         outcome.graph = GraphCall()
         await self.graph.acquire_access_token(target, values, call=outcome.graph)
         outcome.outcome = "succeeded"

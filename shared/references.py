@@ -105,14 +105,18 @@ def _parse_secret_uri(uri: str, key: str) -> SecretReference:
     if parts.scheme.lower() != "https":
         raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI must use https")
     if parts.query or parts.fragment or parts.username or parts.password or not parts.hostname:
-        raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]")
+        raise InvalidRequest(
+            f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]"
+        )
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise InvalidRequest(f"credential {key!r}: the Key Vault secret URI has a bad port") from None
     segments = parts.path.strip("/").split("/")
     if len(segments) not in (2, 3) or segments[0] != "secrets":
-        raise InvalidRequest(f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]")
+        raise InvalidRequest(
+            f"credential {key!r}: a Key Vault secret URI is https://<vault-host>/secrets/<name>[/<version>]"
+        )
     return _checked(f"https://{parts.netloc.lower()}", segments[1], segments[2] if len(segments) == 3 else None, key)
 
 
@@ -240,7 +244,9 @@ class SecretResolver:
             if status == 403 and code == "SecretDisabled":
                 raise ReferenceUnresolvable(f"{where} is disabled", code="SecretDisabled") from None
             if status in (401, 403):
-                raise IdentityNotAllowed(f"Key Vault refused the app's identity for {where} ({status})", code=code) from None
+                raise IdentityNotAllowed(
+                    f"Key Vault refused the app's identity for {where} ({status})", code=code
+                ) from None
             if status == 429 or status >= 500:
                 raise ServiceUnavailable(
                     f"Key Vault stayed unavailable for {where} ({status})",

@@ -147,7 +147,9 @@ def _decode(raw: bytes | str | Any) -> Any:
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"the request is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise InvalidRequest(
+                f"the request is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from None
         except RecursionError:
             raise InvalidRequest("the request is nested too deeply") from None
     return raw

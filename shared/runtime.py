@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .pipeline import Pipeline
 from .settings import SETTING_NAMES, Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 __all__ = ["CredentialKind", "build_pipeline", "get_pipeline"]
 
@@ -32,6 +35,7 @@ def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_
     from .graph import GraphClient
     from .references import SecretResolver
 
+    token_credential: AsyncTokenCredential
     if credential == "managed_identity":
         token_credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
     else:

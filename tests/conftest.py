@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,11 +41,23 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture
 def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    """The app's settings point at the stand-ins; the stand-ins hold the usual secrets and targets."""
+    """The app's settings point at the stand-ins; the stand-ins hold the usual secrets and targets.
+
+    A new identity header per test changes the environment, so each test gets the pipeline (and the token
+    cache) a fresh Functions worker would have.
+    """
     stack.reset()
+    stack.identity.header_secret = secrets.token_hex(16)
     for name in list(os.environ):
-        if name in ("ALLOW_INLINE_SECRETS", "ALLOWED_TARGETS", "REQUIRED_APP_ROLE", "KEY_VAULT_ALLOWED_HOSTS",
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING", "AZURE_CLIENT_ID", "GRAPH_API_VERSION"):
+        if name in (
+            "ALLOW_INLINE_SECRETS",
+            "ALLOWED_TARGETS",
+            "REQUIRED_APP_ROLE",
+            "KEY_VAULT_ALLOWED_HOSTS",
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "AZURE_CLIENT_ID",
+            "GRAPH_API_VERSION",
+        ):
             monkeypatch.delenv(name)
     for name, value in stack.environment().items():
         monkeypatch.setenv(name, value)
@@ -68,6 +81,14 @@ async def pipeline(app_env: Stack) -> AsyncIterator[object]:
     built = build_pipeline(Settings.from_env())
     yield built
     await built.close()
+
+
+@pytest.fixture(scope="session")
+def app_functions() -> list[object]:
+    """The function app's functions; ``get_functions()`` may be called once per app."""
+    import function_app
+
+    return list(function_app.app.get_functions())
 
 
 def request_body(**overrides: object) -> dict[str, object]:

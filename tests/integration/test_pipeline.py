@@ -3,8 +3,6 @@
 import asyncio
 import json
 
-import pytest
-
 from shared.runtime import build_pipeline
 from shared.settings import Settings
 from tests.conftest import APP_ID, CANARY_PASSWORD, CANARY_TOKEN, SCIM_URL, SP_ID, UNKNOWN_ID, request_body
@@ -28,8 +26,9 @@ async def test_a_service_principal_is_authorized_with_its_key_vault_secret(pipel
     assert outcome.correlation_id == "ticket-4711"
     [call] = [s for s in app_env.graph.seen if s.status == 204]
     assert call.path == f"/v1.0/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken"
-    assert call.json() == {"credentials": [{"key": "BaseAddress", "value": SCIM_URL},
-                                           {"key": "SecretToken", "value": CANARY_TOKEN}]}
+    assert call.json() == {
+        "credentials": [{"key": "BaseAddress", "value": SCIM_URL}, {"key": "SecretToken", "value": CANARY_TOKEN}]
+    }
     assert call.headers["client-request-id"] == outcome.graph.client_request_id
 
 
@@ -136,9 +135,13 @@ async def test_secret_uri_and_app_service_reference_forms_resolve_against_the_va
 
 
 async def test_a_vault_host_outside_the_allowlist_is_refused_without_any_network_call(pipeline, app_env):
-    outcome = await run(pipeline, credentials=[{"key": "SecretToken", "secretRef": "https://10.9.8.7/secrets/x"}])
+    outcome = await run(
+        pipeline, credentials=[{"key": "SecretToken", "secretRef": "https://kv.example.invalid/secrets/x"}]
+    )
     assert (outcome.outcome, outcome.http_status, outcome.error_code) == ("rejected", 403, "vaultHostNotAllowed")
-    assert app_env.keyvault.seen == [] and app_env.graph.seen == [] and app_env.identity.seen == []
+    assert app_env.keyvault.seen == []
+    assert app_env.graph.seen == []
+    assert app_env.identity.seen == []
 
 
 async def test_a_sensitive_key_sent_inline_is_refused(pipeline, app_env):
@@ -152,8 +155,10 @@ async def test_inline_secrets_pass_when_the_setting_allows_them(app_env, monkeyp
     monkeypatch.setenv("ALLOW_INLINE_SECRETS", "true")
     pipeline = build_pipeline(Settings.from_env())
     try:
-        outcome = await run(pipeline, credentials=[{"key": "BaseAddress", "value": SCIM_URL},
-                                                   {"key": "SecretToken", "value": CANARY_TOKEN}])
+        outcome = await run(
+            pipeline,
+            credentials=[{"key": "BaseAddress", "value": SCIM_URL}, {"key": "SecretToken", "value": CANARY_TOKEN}],
+        )
         assert outcome.outcome == "succeeded", outcome.to_dict()
     finally:
         await pipeline.close()
@@ -242,7 +247,9 @@ async def test_a_user_assigned_identity_is_asked_for_by_client_id(app_env, monke
 
 
 async def test_graph_throttling_is_retried_honouring_retry_after(pipeline, app_env):
-    app_env.graph.fail_next(Reply(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"}))
+    app_env.graph.fail_next(
+        Reply(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"})
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     outcome = await run(pipeline)
@@ -252,8 +259,10 @@ async def test_graph_throttling_is_retried_honouring_retry_after(pipeline, app_e
 
 
 async def test_a_graph_server_error_is_retried(pipeline, app_env):
-    app_env.graph.fail_next(Reply(500, {"error": {"code": "InternalServerError", "message": "oops"}}),
-                            Reply(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"}))
+    app_env.graph.fail_next(
+        Reply(500, {"error": {"code": "InternalServerError", "message": "oops"}}),
+        Reply(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"}),
+    )
     outcome = await run(pipeline)
     assert outcome.outcome == "succeeded", outcome.to_dict()
     assert outcome.graph.attempts == 3
@@ -269,7 +278,9 @@ async def test_graph_staying_throttled_fails_retryable_with_retry_after(pipeline
 
 
 async def test_a_retry_after_longer_than_an_attempt_is_handed_to_the_caller(pipeline, app_env):
-    app_env.graph.fail_next(Reply(429, {"error": {"code": "TooManyRequests", "message": "later"}}, {"Retry-After": "120"}))
+    app_env.graph.fail_next(
+        Reply(429, {"error": {"code": "TooManyRequests", "message": "later"}}, {"Retry-After": "120"})
+    )
     outcome = await run(pipeline)
     assert (outcome.outcome, outcome.http_status, outcome.retry_after) == ("failed", 503, 120)
     assert outcome.graph.attempts == 1
@@ -297,7 +308,9 @@ async def test_a_reset_connection_is_retried(pipeline, app_env):
 
 
 async def test_key_vault_staying_throttled_fails_retryable(pipeline, app_env):
-    throttled = Reply(429, {"error": {"code": "Throttled", "message": "Request was not processed"}}, {"Retry-After": "0"})
+    throttled = Reply(
+        429, {"error": {"code": "Throttled", "message": "Request was not processed"}}, {"Retry-After": "0"}
+    )
     app_env.keyvault.fail_next(*[throttled] * 5)
     outcome = await run(pipeline)
     assert (outcome.outcome, outcome.http_status, outcome.retryable) == ("failed", 503, True)
@@ -327,8 +340,11 @@ async def test_secret_values_never_reach_outcomes_or_logs(pipeline, app_env, all
     outcomes = [await run(pipeline)]
     outcomes.append(await run(pipeline, credentials=[{"key": "Password", "secretRef": "scim-password"}]))
     outcomes.append(await run(pipeline, credentials=[{"key": "Password", "value": CANARY_PASSWORD}]))
-    outcomes.append(await pipeline.run(json.dumps({"credentials": [{"key": "Password", "value": CANARY_PASSWORD, "x": 1}]}),
-                                       trigger="http"))
+    outcomes.append(
+        await pipeline.run(
+            json.dumps({"credentials": [{"key": "Password", "value": CANARY_PASSWORD, "x": 1}]}), trigger="http"
+        )
+    )
     text = json.dumps([o.to_dict() for o in outcomes]) + "\n".join(
         f"{r.getMessage()} {r.exc_text or ''}" for r in all_logs.records
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.keys import SYNCHRONIZATION_SECRET_KEYS
@@ -46,7 +46,7 @@ class GraphStandIn(StandIn):
 
         def error(status: int, code: str, message: str) -> Reply:
             seen.note = code
-            inner = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), **ids}
+            inner = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), **ids}
             return Reply(status, {"error": {"code": code, "message": message, "innerError": inner}}, dict(ids))
 
         claims = self.identity.verify(seen.headers.get("authorization"), self.audience)
@@ -69,13 +69,20 @@ class GraphStandIn(StandIn):
         targets = self.service_principals if collection == "servicePrincipals" else self.applications
         expected = targets.get(target_id.lower())
         if expected is None:
-            return error(404, "Request_ResourceNotFound",
-                         f"Resource '{target_id}' does not exist or one of its queried reference-property objects are not present.")
+            return error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{target_id}' does not exist or one of its queried reference-property objects "
+                "are not present.",
+            )
         given = {c["key"]: c["value"] for c in seen.json()["credentials"]}
         wrong = sorted(k for k, v in expected.items() if given.get(k) != v)
         if wrong:
-            return error(400, "CredentialValidationUnavailable",
-                         f"Provisioning could not validate the credentials ({', '.join(wrong)}); check them and try again.")
+            return error(
+                400,
+                "CredentialValidationUnavailable",
+                f"Provisioning could not validate the credentials ({', '.join(wrong)}); check them and try again.",
+            )
         self.authorized.append((collection, target_id.lower(), list(given)))
         return Reply(204, None, dict(ids))
 

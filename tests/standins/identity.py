@@ -22,7 +22,9 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 class IdentityStandIn(StandIn):
     name = "managed-identity"
 
-    def __init__(self, *, client_id: str | None = None, graph_roles: tuple[str, ...] = ("Synchronization.ReadWrite.All",)) -> None:
+    def __init__(
+        self, *, client_id: str | None = None, graph_roles: tuple[str, ...] = ("Synchronization.ReadWrite.All",)
+    ) -> None:
         super().__init__()
         self.header_secret = secrets.token_hex(16)
         self.signing_key = secrets.token_bytes(32)
@@ -54,7 +56,13 @@ class IdentityStandIn(StandIn):
             return Reply(400, {"statusCode": 400, "message": "resource must be an AAD v1 resource URI"})
         asked = seen.query.get("client_id")
         if asked != (self.client_id if self.user_assigned else None):
-            return Reply(400, {"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found for specified ClientId"})
+            return Reply(
+                400,
+                {
+                    "statusCode": 400,
+                    "message": "No User Assigned or Delegated Managed Identity found for specified ClientId",
+                },
+            )
         expires_on = int(time.time()) + 3600
         claims = {
             "aud": resource,

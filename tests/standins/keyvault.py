@@ -58,31 +58,61 @@ class KeyVaultStandIn(StandIn):
             challenge = (
                 f'Bearer authorization="https://login.microsoftonline.com/{TENANT_ID}", resource="{self.resource}"'
             )
-            return Reply(401, _body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
-                         {"WWW-Authenticate": challenge})
+            return Reply(
+                401,
+                _body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
+                {"WWW-Authenticate": challenge},
+            )
         match = _PATH.match(seen.path)
         if seen.method != "GET" or not match:
             return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] is served here")
         name, version = match.group("name"), match.group("version") or None
         if name in self.forbidden:
-            return Reply(403, {"error": {
-                "code": "Forbidden",
-                "message": f"Caller is not authorized to perform action on resource. Caller: appid={claims.get('appid')}",
-                "innererror": {"code": "ForbiddenByRbac"}}})
+            return Reply(
+                403,
+                {
+                    "error": {
+                        "code": "Forbidden",
+                        "message": "Caller is not authorized to perform action on resource. "
+                        f"Caller: appid={claims.get('appid')}",
+                        "innererror": {"code": "ForbiddenByRbac"},
+                    }
+                },
+            )
         versions = self.secrets.get(name, [])
-        stored = next((s for s in versions if s.version == version), None) if version else (versions[-1] if versions else None)
+        stored = (
+            next((s for s in versions if s.version == version), None)
+            if version
+            else (versions[-1] if versions else None)
+        )
         if stored is None:
             return _error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault.")
         if not stored.enabled:
-            return Reply(403, {"error": {"code": "Forbidden", "message": "Operation get is not allowed on a disabled secret.",
-                                         "innererror": {"code": "SecretDisabled"}}})
+            return Reply(
+                403,
+                {
+                    "error": {
+                        "code": "Forbidden",
+                        "message": "Operation get is not allowed on a disabled secret.",
+                        "innererror": {"code": "SecretDisabled"},
+                    }
+                },
+            )
         now = int(time.time())
-        return Reply(200, {
-            "value": stored.value,
-            "id": f"https://{self.host}/secrets/{name}/{stored.version}",
-            "attributes": {"enabled": True, "created": now, "updated": now, "recoveryLevel": "Recoverable+Purgeable"},
-            "tags": {},
-        })
+        return Reply(
+            200,
+            {
+                "value": stored.value,
+                "id": f"https://{self.host}/secrets/{name}/{stored.version}",
+                "attributes": {
+                    "enabled": True,
+                    "created": now,
+                    "updated": now,
+                    "recoveryLevel": "Recoverable+Purgeable",
+                },
+                "tags": {},
+            },
+        )
 
 
 def _body(code: str, message: str) -> dict[str, object]:

@@ -16,20 +16,34 @@ VERSION = "0123456789abcdef0123456789abcdef"
 @pytest.mark.parametrize(
     ("ref", "expected"),
     [
-        ("@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token)",
-         SecretReference("https://contoso-kv.vault.azure.net", "scim-token")),
-        (f"@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token/{VERSION})",
-         SecretReference("https://contoso-kv.vault.azure.net", "scim-token", VERSION)),
-        ("@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token/)",
-         SecretReference("https://contoso-kv.vault.azure.net", "scim-token")),
-        ("@Microsoft.KeyVault(VaultName=other-kv;SecretName=scim-token)",
-         SecretReference("https://other-kv.vault.azure.net", "scim-token")),
-        (f"@Microsoft.KeyVault(VaultName=Contoso-KV; SecretName=scim-token; SecretVersion={VERSION})",
-         SecretReference("https://contoso-kv.vault.azure.net", "scim-token", VERSION)),
-        ("https://CONTOSO-kv.vault.azure.net/secrets/scim-token",
-         SecretReference("https://contoso-kv.vault.azure.net", "scim-token")),
-        ("https://other-kv.vault.azure.net:443/secrets/scim-token",
-         SecretReference("https://other-kv.vault.azure.net:443", "scim-token")),
+        (
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token)",
+            SecretReference("https://contoso-kv.vault.azure.net", "scim-token"),
+        ),
+        (
+            f"@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token/{VERSION})",
+            SecretReference("https://contoso-kv.vault.azure.net", "scim-token", VERSION),
+        ),
+        (
+            "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/scim-token/)",
+            SecretReference("https://contoso-kv.vault.azure.net", "scim-token"),
+        ),
+        (
+            "@Microsoft.KeyVault(VaultName=other-kv;SecretName=scim-token)",
+            SecretReference("https://other-kv.vault.azure.net", "scim-token"),
+        ),
+        (
+            f"@Microsoft.KeyVault(VaultName=Contoso-KV; SecretName=scim-token; SecretVersion={VERSION})",
+            SecretReference("https://contoso-kv.vault.azure.net", "scim-token", VERSION),
+        ),
+        (
+            "https://CONTOSO-kv.vault.azure.net/secrets/scim-token",
+            SecretReference("https://contoso-kv.vault.azure.net", "scim-token"),
+        ),
+        (
+            "https://other-kv.vault.azure.net:443/secrets/scim-token",
+            SecretReference("https://other-kv.vault.azure.net:443", "scim-token"),
+        ),
         ("https://127.0.0.1:8443/secrets/a/" + VERSION, SecretReference("https://127.0.0.1:8443", "a", VERSION)),
         ("scim-token", SecretReference("https://contoso-kv.vault.azure.net", "scim-token")),
         (f"scim-token/{VERSION}", SecretReference("https://contoso-kv.vault.azure.net", "scim-token", VERSION)),
@@ -40,7 +54,9 @@ def test_all_four_reference_forms_parse(ref, expected):
 
 
 def test_vault_name_references_use_the_dns_suffix_of_the_cloud():
-    settings = Settings.from_env({"KEY_VAULT_DNS_SUFFIX": "vault.azure.cn", "KEY_VAULT_ALLOWED_HOSTS": "kv1.vault.azure.cn"})
+    settings = Settings.from_env(
+        {"KEY_VAULT_DNS_SUFFIX": "vault.azure.cn", "KEY_VAULT_ALLOWED_HOSTS": "kv1.vault.azure.cn"}
+    )
     ref = parse_reference("@Microsoft.KeyVault(VaultName=kv1;SecretName=s)", settings)
     assert ref.vault_url == "https://kv1.vault.azure.cn"
 

@@ -47,9 +47,15 @@ def test_an_application_target_is_the_application_object_id():
         (request_body(credentials=[{"key": "Url"}]), "needs exactly one of 'value' or 'secretRef'"),
         (request_body(credentials=[{"key": "Url", "value": "a", "secretRef": "b"}]), "needs exactly one of"),
         (request_body(credentials=[{"key": "Url", "value": "a", "note": 1}]), "credentials[0].note: unknown field"),
-        (request_body(credentials=[{"key": "Url", "value": 5}]), "credentials[0].value: Input should be a valid string"),
+        (
+            request_body(credentials=[{"key": "Url", "value": 5}]),
+            "credentials[0].value: Input should be a valid string",
+        ),
         (request_body(credentials=[{"key": "Url", "value": "x" * 8193}]), "'value' is longer than 8 KiB"),
-        (request_body(credentials=[{"key": "Url", "value": "a"}, {"key": "Url", "value": "b"}]), "appears more than once"),
+        (
+            request_body(credentials=[{"key": "Url", "value": "a"}, {"key": "Url", "value": "b"}]),
+            "appears more than once",
+        ),
         (request_body(credentials=[{"key": "Url", "secretRef": "  "}]), "'secretRef' is empty"),
         (request_body(credentials="BaseAddress"), "credentials: Input should be a valid list"),
         (request_body(correlationId="x" * 129), "'correlationId' must be 1 to 128 printable"),

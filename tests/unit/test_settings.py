@@ -18,7 +18,9 @@ def test_defaults_follow_the_contract():
 
 
 def test_national_clouds_change_the_graph_root_and_the_scope_follows():
-    settings = Settings.from_env({"GRAPH_ENDPOINT": "https://microsoftgraph.chinacloudapi.cn/", "GRAPH_API_VERSION": "beta"})
+    settings = Settings.from_env(
+        {"GRAPH_ENDPOINT": "https://microsoftgraph.chinacloudapi.cn/", "GRAPH_API_VERSION": "beta"}
+    )
     assert settings.graph_base_url == "https://microsoftgraph.chinacloudapi.cn/beta"
     assert settings.graph_scope == "https://microsoftgraph.chinacloudapi.cn/.default"
 
@@ -30,11 +32,13 @@ def test_allowed_hosts_default_to_the_host_of_key_vault_uri():
 
 
 def test_lists_are_comma_separated():
-    settings = Settings.from_env({
-        "KEY_VAULT_ALLOWED_HOSTS": "a.vault.azure.net, B.vault.azure.net:443",
-        "ALLOWED_TARGETS": "0B9E8B8A-8F7E-4F6C-9D0A-3D3C6F6F1A11,",
-        "ALLOW_INLINE_SECRETS": "TRUE",
-    })
+    settings = Settings.from_env(
+        {
+            "KEY_VAULT_ALLOWED_HOSTS": "a.vault.azure.net, B.vault.azure.net:443",
+            "ALLOWED_TARGETS": "0B9E8B8A-8F7E-4F6C-9D0A-3D3C6F6F1A11,",
+            "ALLOW_INLINE_SECRETS": "TRUE",
+        }
+    )
     assert settings.key_vault_allowed_hosts == {"a.vault.azure.net", "b.vault.azure.net:443"}
     assert settings.allowed_targets == {"0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"}
     assert settings.allow_inline_secrets is True
