@@ -1,4 +1,5 @@
-# The few verbs a newcomer needs. Everything installs into .venv; nothing is needed beforehand but python3.
+# The few verbs a newcomer needs. Python packages install into .venv and Azurite into node_modules;
+# nothing is needed beforehand but python3 (3.11+) and node/npm.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,10 +11,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 typecheck: install
 	$(PY) -m mypy
@@ -25,4 +31,4 @@ demo: install
 	$(PY) -m shared demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

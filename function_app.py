@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared import http_api
+from shared import http_api, triggers
 from shared.health import health
 from shared.openapi import openapi_document
 from shared.runtime import get_pipeline
@@ -64,3 +64,15 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(http_api.json_reply(200, openapi_document()))
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%REQUEST_QUEUE_NAME%", connection="AzureWebJobsStorage")
+async def acquire_from_queue(msg: func.QueueMessage) -> None:
+    await triggers.from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
+
+
+@app.event_grid_trigger(arg_name="event")
+async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
+    # The worker hands over an EventGridEvent or, for the CloudEvents schema, a CloudEvent.
+    event_type = getattr(event, "event_type", None) or getattr(event, "type", None)
+    await triggers.from_event(get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json())

@@ -18,10 +18,9 @@ from typing import Any
 
 from .errors import InvalidRequest, PolicyRefused
 from .outcome import Outcome
-from .pipeline import Pipeline
+from .pipeline import Pipeline, configuration_outcome
 from .request import Target, TargetType
 from .settings import SettingsError
-from .telemetry import emit_outcome
 
 __all__ = ["HttpReply", "acquire", "json_reply"]
 
@@ -69,21 +68,6 @@ async def acquire(
         if refusal is not None:
             return outcome_reply(pipeline.refuse(refusal, trigger="http", target=target))
     return outcome_reply(await pipeline.run(body, trigger="http", target=target))
-
-
-def configuration_outcome(exc: SettingsError, *, trigger: str) -> Outcome:
-    """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
-    outcome = Outcome(
-        outcome="failed",
-        trigger=trigger,
-        retryable=True,
-        http_status=503,
-        retry_after=60,
-        error_code="configurationError",
-        error_message=str(exc),
-    )
-    emit_outcome(outcome)
-    return outcome
 
 
 def outcome_reply(outcome: Outcome) -> HttpReply:

@@ -17,10 +17,10 @@ from .keys import is_sensitive
 from .outcome import Outcome
 from .references import SecretReference, SecretResolver, parse_reference
 from .request import AcquireRequest, Target, parse_request
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .telemetry import emit_outcome
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "configuration_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,16 @@ class Pipeline:
         self._emit(outcome)
         return outcome
 
-    def refuse(self, error: ProvisioningError, *, trigger: str, target: Target | None = None) -> Outcome:
-        """The outcome of a request refused before it reached the pipeline (say, the caller's role)."""
-        outcome = Outcome(outcome="rejected", trigger=trigger, target=target)
+    def refuse(
+        self,
+        error: ProvisioningError,
+        *,
+        trigger: str,
+        target: Target | None = None,
+        dequeue_count: int | None = None,
+    ) -> Outcome:
+        """The outcome of a request refused before it reached the pipeline (the caller's role, a bad message)."""
+        outcome = Outcome(outcome="rejected", trigger=trigger, target=target, dequeue_count=dequeue_count)
         _fail(outcome, error, [])
         self._emit(outcome)
         return outcome
@@ -115,6 +122,22 @@ class Pipeline:
     async def close(self) -> None:
         await self.resolver.close()
         await self.graph.close()
+
+
+def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: int | None = None) -> Outcome:
+    """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
+    outcome = Outcome(
+        outcome="failed",
+        trigger=trigger,
+        dequeue_count=dequeue_count,
+        retryable=True,
+        http_status=503,
+        retry_after=60,
+        error_code="configurationError",
+        error_message=str(exc),
+    )
+    emit_outcome(outcome)
+    return outcome
 
 
 def _fail(outcome: Outcome, error: ProvisioningError, secrets: list[str]) -> None:

@@ -26,6 +26,7 @@ CredentialKind = Literal["managed_identity", "default"]
 _CLIENT_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 _current: tuple[tuple[object, ...], Pipeline] | None = None
+_closing: set[asyncio.Task[None]] = set()
 
 
 def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_identity") -> Pipeline:
@@ -61,5 +62,11 @@ def get_pipeline() -> Pipeline:
         *(os.environ.get(name) for name in _CLIENT_VARIABLES),
     )
     if _current is None or _current[0] != key:
+        previous = _current
         _current = (key, build_pipeline(Settings.from_env()))
+        if previous is not None and previous[0][0] == key[0]:
+            # Settings changed under a running worker: close the old clients on this loop.
+            task = asyncio.get_running_loop().create_task(previous[1].close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
     return _current[1]

@@ -6,11 +6,12 @@ at import), so it is made here, when pytest loads this file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,31 @@ def request_body(**overrides: object) -> dict[str, object]:
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[object]:
+    from tests.azurite import Azurite
+
+    emulator = Azurite()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def outcomes(caplog: pytest.LogCaptureFixture) -> Callable[[], list[dict[str, object]]]:
+    """The outcomes emitted so far in this test, as the telemetry logger wrote them."""
+    caplog.set_level(logging.INFO, logger="shared.outcome")
+
+    def emitted() -> list[dict[str, object]]:
+        prefix = "AcquireAccessTokenOutcome "
+        return [
+            json.loads(r.getMessage()[len(prefix) :])
+            for r in caplog.records
+            if r.name == "shared.outcome" and r.getMessage().startswith(prefix)
+        ]
+
+    return emitted
 
 
 @pytest.fixture

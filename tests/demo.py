@@ -1,20 +1,35 @@
 """``python -m shared demo``: the whole pipeline offline, through the real function handlers.
 
-Starts the stand-ins (managed identity, Key Vault, Graph), points the app settings at them, puts a secret in the
-stand-in vault, sends one request through the HTTP trigger, and prints the outcome and what each stand-in saw.
-It lives beside the stand-ins (``tests/``), not in ``shared/``, because it drives ``function_app``.
+Starts the stand-ins (managed identity, Key Vault, Graph) and Azurite, points the app settings at them, puts a
+secret in the stand-in vault, then sends one request through the HTTP trigger and one through the queue
+(enqueued as ``python -m shared enqueue`` does, handed to the queue trigger as the host would), and prints each
+outcome and what each stand-in saw. It lives beside the stand-ins (``tests/``), not in ``shared/``, because it
+drives ``function_app``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 SP_ID = "0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"
+APP_ID = "5d3c8a2e-1f4b-4c6d-8e9f-0a1b2c3d4e5f"
 SCIM_URL = "https://scim.example.com/v2"
+QUEUE = "acquire-access-token"
+
+
+class _Outcomes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(json.loads(record.getMessage().split(" ", 1)[1]))
 
 
 def _mask(value: str) -> str:
@@ -27,32 +42,49 @@ def run_demo() -> int:
     ca = TestCA(Path(tempfile.mkdtemp(prefix="demo-ca-")))
     os.environ["SSL_CERT_FILE"] = str(ca.bundle)  # before aiohttp is imported
     stack = Stack(ca)
+    azurite = None
     try:
+        from tests.azurite import Azurite
+
+        azurite = Azurite()
         os.environ.update(stack.environment())
+        os.environ["AzureWebJobsStorage"] = azurite.connection_string
+        os.environ["REQUEST_QUEUE_NAME"] = QUEUE
         demo_token = os.urandom(16).hex()
         stack.keyvault.set_secret("scim-token", demo_token)
         stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
-        outcome = asyncio.run(_http_request())
-        print("== HTTP POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
-        print(json.dumps(outcome, indent=2))
+        stack.graph.applications[APP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
+        outcomes = _Outcomes()
+        logging.getLogger("shared.outcome").addHandler(outcomes)
+        logging.getLogger("shared.outcome").setLevel(logging.INFO)
+        http_outcome, queue_report = asyncio.run(_run(azurite.connection_string, outcomes))
+        print("== 1. HTTP: POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
+        print(json.dumps(http_outcome, indent=2))
+        print("\n== 2. Queue: `python -m shared enqueue`, then the queue trigger")
+        print(queue_report)
         _print_seen(stack)
-        return 0 if outcome.get("outcome") == "succeeded" else 1
+        ok = http_outcome.get("outcome") == "succeeded" and outcomes.seen[-1]["outcome"] == "succeeded"
+        return 0 if ok else 1
     finally:
         stack.stop()
+        if azurite is not None:
+            azurite.stop()
 
 
-async def _http_request() -> dict[str, object]:
+async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, Any], str]:
     import azure.functions as func
 
     import function_app
+    from shared.queueing import enqueue
     from shared.runtime import get_pipeline
+    from tests.queue_host import QueueHost
 
     body = {
         "credentials": [
             {"key": "BaseAddress", "value": SCIM_URL},
             {"key": "SecretToken", "secretRef": "scim-token"},
         ],
-        "correlationId": "demo-1",
+        "correlationId": "demo-http",
     }
     request = func.HttpRequest(
         "POST",
@@ -64,15 +96,32 @@ async def _http_request() -> dict[str, object]:
     handler = function_app.acquire_for_service_principal.build().get_user_function()
     try:
         response = await handler(request)
-        return dict(json.loads(response.get_body()))
+        http_outcome = dict(json.loads(response.get_body()))
+
+        host = QueueHost(connection_string, QUEUE, function_app.acquire_from_queue.build().get_user_function())
+        host.create()
+        queued = {
+            "applicationId": APP_ID,
+            "credentials": [
+                {"key": "BaseAddress", "value": SCIM_URL},
+                {"key": "SecretToken", "secretRef": f"{os.environ['KEY_VAULT_URI']}/secrets/scim-token"},
+            ],
+            "correlationId": "demo-queue",
+        }
+        sent = enqueue(json.dumps(queued))
+        await host.drain()
+        outcome = outcomes.seen[-1]
+        report = (
+            f"enqueued message {sent.id} on {QUEUE!r} (base64 JSON, no secret in it)\n"
+            f"queue trigger outcome: {json.dumps(outcome, indent=2)}\n"
+            f"left on {QUEUE!r}: {len(host.remaining())}, on {QUEUE + '-poison'!r}: {len(host.poisoned())}"
+        )
+        return http_outcome, report
     finally:
         await get_pipeline().close()
 
 
-def _print_seen(stack: object) -> None:
-    from tests.standins import Stack
-
-    assert isinstance(stack, Stack)
+def _print_seen(stack: Any) -> None:
     print("\n== What each stand-in saw")
     print(f"managed identity ({stack.identity.url}):")
     for seen in stack.identity.seen:

@@ -110,7 +110,12 @@ def test_a_bad_setting_is_named_and_exits_4(app_env, monkeypatch):
 def test_the_demo_runs_offline_and_ends_with_a_succeeded_outcome_and_what_each_stand_in_saw():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "GRAPH_", "KEY_VAULT"))}
     result = subprocess.run(
-        [sys.executable, "-m", "shared", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "shared", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,96 @@
+"""``python -m shared enqueue``: put a request on the request queue with azure-storage-queue.
+
+The message is the request JSON, base64-encoded as the Functions host expects by default (the queue trigger also
+takes plain JSON). The request is validated first: an invalid one is never queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import InvalidRequest
+from .request import parse_request
+from .settings import Settings
+
+__all__ = ["AZURITE_CONNECTION_STRING", "encode_message", "enqueue", "enqueue_main", "queue_client"]
+
+# Azurite's well-known development account (public, documented by Microsoft); `UseDevelopmentStorage=true` means it.
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+)
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def encode_message(raw: bytes | str) -> str:
+    """Validate a request and return the queue message text (base64 of compact JSON)."""
+    parse_request(raw)  # an invalid request is never queued
+    data = json.loads(raw)
+    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    message = base64.b64encode(compact).decode("ascii")
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise InvalidRequest("the request is too large for a queue message (64 KiB after base64, about 48 KiB of JSON)")
+    return message
+
+
+def queue_client(queue_name: str, *, connection_string: str | None, account_url: str | None) -> Any:
+    """A QueueClient from a connection string or, with an account URL, Entra ID (DefaultAzureCredential)."""
+    from azure.storage.queue import QueueClient
+
+    env = os.environ
+    if connection_string is None and account_url is None:
+        connection_string = env.get("AzureWebJobsStorage") or None
+        account_url = env.get("AzureWebJobsStorage__queueServiceUri") or None
+        if connection_string is None and account_url is None and env.get("AzureWebJobsStorage__accountName"):
+            account_url = f"https://{env['AzureWebJobsStorage__accountName']}.queue.core.windows.net"
+    if connection_string is not None:
+        if connection_string.strip().lower() == "usedevelopmentstorage=true":
+            connection_string = AZURITE_CONNECTION_STRING
+        return QueueClient.from_connection_string(connection_string, queue_name)
+    if account_url is not None:
+        from azure.identity import DefaultAzureCredential
+
+        return QueueClient(account_url, queue_name, credential=DefaultAzureCredential())
+    raise _NoQueue("no queue given: use --connection-string, --account-url, or set AzureWebJobsStorage")
+
+
+class _NoQueue(Exception):
+    pass
+
+
+def enqueue(raw: bytes | str, *, connection_string: str | None = None, account_url: str | None = None) -> Any:
+    """Validate, encode and send one request to ``REQUEST_QUEUE_NAME``; returns the sent message."""
+    message = encode_message(raw)
+    client = queue_client(
+        Settings.from_env().request_queue_name, connection_string=connection_string, account_url=account_url
+    )
+    with client:
+        return client.send_message(message)
+
+
+def enqueue_main(raw: bytes, args: argparse.Namespace) -> int:
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    queue_name = Settings.from_env().request_queue_name
+    try:
+        sent = enqueue(raw, connection_string=args.connection_string, account_url=args.account_url)
+    except InvalidRequest as exc:
+        print(f"error: invalid request: {exc.message}", file=sys.stderr)
+        return 2
+    except _NoQueue as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ResourceNotFoundError:
+        print(f"error: queue {queue_name!r} does not exist in that account (the infra creates it)", file=sys.stderr)
+        return 4
+    except (AzureError, ValueError) as exc:
+        print(f"error: could not enqueue: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
+        return 4
+    print(json.dumps({"queue": queue_name, "messageId": sent.id, "insertedOn": str(sent.inserted_on)}))
+    return 0
