@@ -116,12 +116,14 @@ def _read(path: str) -> bytes:
 
 async def _acquire(raw: Any) -> Outcome:
     from .runtime import build_pipeline
+    from .telemetry import flush
 
     pipeline = build_pipeline(Settings.from_env(), credential="default")
     try:
         return await pipeline.run(raw, trigger="cli")
     finally:
         await pipeline.close()
+        flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

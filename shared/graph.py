@@ -105,7 +105,6 @@ class GraphClient:
         call.client_request_id = call.client_request_id or str(uuid.uuid4())
         token = await self.token()
         max_wait = self._settings.graph_timeout_seconds
-        last: _Transient | None = None
 
         def backoff(exc: Exception) -> bool | float:
             if not isinstance(exc, _Transient):
@@ -115,6 +114,7 @@ class GraphClient:
             # Honour Retry-After; one longer than an attempt may last is left to the caller.
             return exc.retry_after if exc.retry_after <= max_wait else False
 
+        response: httpx.Response | None = None
         try:
             async for attempt in stamina.retry_context(
                 on=backoff,
@@ -126,42 +126,41 @@ class GraphClient:
             ):
                 with attempt:
                     call.attempts += 1
-                    last = None
-                    try:
-                        response = await self._http.post(
-                            url,
-                            json=body,
-                            headers={
-                                "Authorization": f"Bearer {token}",
-                                "client-request-id": call.client_request_id,
-                                "return-client-request-id": "true",
-                            },
-                            timeout=self._settings.graph_timeout_seconds,
-                        )
-                    except httpx.TimeoutException as exc:
-                        last = _Transient(f"Graph did not answer in time ({type(exc).__name__})")
-                        raise last from None
-                    except httpx.TransportError as exc:
-                        last = _Transient(f"Graph could not be reached ({type(exc).__name__})")
-                        raise last from None
+                    response = await self._post(url, body, token, call.client_request_id)
                     _record(call, response)
                     if response.status_code == 429 or response.status_code >= 500:
-                        last = _Transient(
+                        raise _Transient(
                             f"Graph answered {response.status_code}",
                             status=response.status_code,
                             retry_after=_retry_after(response),
-                            response=response,
                         )
-                        raise last
         except _Transient as exc:
             raise ServiceUnavailable(
                 f"{exc.reason} after {call.attempts} attempt(s)",
                 code=call.error_code or ("graphUnavailable" if exc.status else "graphUnreachable"),
                 retry_after=exc.retry_after,
             ) from None
+        assert response is not None
         if response.is_success:
             return call
-        raise _rejection(response, call, target)
+        raise _rejection(response, target)
+
+    async def _post(self, url: str, body: dict[str, Any], token: str, client_request_id: str) -> httpx.Response:
+        try:
+            return await self._http.post(
+                url,
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "client-request-id": client_request_id,
+                    "return-client-request-id": "true",
+                },
+                timeout=self._settings.graph_timeout_seconds,
+            )
+        except httpx.TimeoutException as exc:
+            raise _Transient(f"Graph did not answer in time ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"Graph could not be reached ({type(exc).__name__})") from None
 
 
 def _record(call: GraphCall, response: httpx.Response) -> None:
@@ -181,7 +180,7 @@ def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _rejection(response: httpx.Response, call: GraphCall, target: Target) -> ProvisioningError:
+def _rejection(response: httpx.Response, target: Target) -> ProvisioningError:
     status = response.status_code
     code, message = _graph_error(response)
     detail = f"Graph answered {status}" + (f": {message}" if message else "")

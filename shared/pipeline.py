@@ -18,7 +18,7 @@ from .outcome import Outcome
 from .references import SecretReference, SecretResolver, parse_reference
 from .request import AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
-from .telemetry import emit_outcome
+from .telemetry import emit_outcome, tracer
 
 __all__ = ["Pipeline", "configuration_outcome"]
 
@@ -50,6 +50,14 @@ class Pipeline:
         dequeue_count: int | None = None,
     ) -> Outcome:
         """Run one request. ``raw`` is bytes, text, a decoded JSON value or an :class:`AcquireRequest`."""
+        with tracer.start_as_current_span("AcquireAccessToken", attributes={"trigger": trigger}) as span:
+            outcome = await self._run(raw, trigger=trigger, target=target, dequeue_count=dequeue_count)
+            span.set_attribute("outcome", outcome.outcome)
+            if outcome.error_code:
+                span.set_attribute("error.type", outcome.error_code)
+            return outcome
+
+    async def _run(self, raw: Any, *, trigger: str, target: Target | None, dequeue_count: int | None) -> Outcome:
         started = time.perf_counter()
         outcome = Outcome(outcome="failed", trigger=trigger, target=target, dequeue_count=dequeue_count)
         secrets: list[str] = []

@@ -33,8 +33,11 @@ def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_
     import httpx
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
+    from . import telemetry
     from .graph import GraphClient
     from .references import SecretResolver
+
+    telemetry.configure(settings.applicationinsights_connection_string)
 
     token_credential: AsyncTokenCredential
     if credential == "managed_identity":

@@ -1,23 +1,125 @@
-"""Outcome telemetry (CONTRACT section 6).
+"""Outcome telemetry (CONTRACT section 6) with azure-monitor-opentelemetry.
 
-Every outcome is logged as one structured line on the ``shared.outcome`` logger. Values never appear: the
-outcome carries key names only.
+- One custom event ``AcquireAccessTokenOutcome`` per outcome, its custom dimensions the outcome's fields
+  flattened. It is a log record on the ``shared.outcome`` logger carrying ``microsoft.custom_event.name``, which
+  the Azure Monitor exporter turns into a ``customEvents`` row; without Application Insights it is a plain log
+  line with the outcome JSON.
+- Metrics ``acquire_access_token.outcomes`` (counter; ``outcome``, ``trigger``) and
+  ``acquire_access_token.duration`` (histogram, ms).
+- Spans: one ``AcquireAccessToken`` span per request (a child of the Functions invocation), under which the
+  Graph calls (one HTTP dependency per attempt, from the distro's httpx instrumentation), the Key Vault and the
+  token calls (azure-core's own spans) show as dependencies.
+
+Configured once per process. Inside Azure Functions with ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`` the
+Python worker configures Azure Monitor itself and hands each invocation's trace context over; anywhere else
+(Core Tools without that setting, the CLI) :func:`configure` does it from ``APPLICATIONINSIGHTS_CONNECTION_STRING``.
+Unset, telemetry is logs only. ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (identity-based ingestion) is read
+by the exporter itself. No value and no token is ever set on an event, a metric or a span: key names only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
 
-from .outcome import Outcome
+from opentelemetry import metrics, trace
 
-__all__ = ["emit_outcome"]
+if TYPE_CHECKING:
+    from .outcome import Outcome
+
+__all__ = ["EVENT_NAME", "configure", "emit_outcome", "flush", "tracer"]
 
 EVENT_NAME = "AcquireAccessTokenOutcome"
+CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
 
 outcome_log = logging.getLogger("shared.outcome")
+outcome_log.setLevel(logging.INFO)
+
+tracer = trace.get_tracer("shared")
+_meter = metrics.get_meter("shared")
+_outcomes = _meter.create_counter(
+    "acquire_access_token.outcomes", unit="{outcome}", description="Outcomes of acquireAccessToken requests"
+)
+_duration = _meter.create_histogram(
+    "acquire_access_token.duration", unit="ms", description="Duration of acquireAccessToken requests"
+)
+
+_lock = threading.Lock()
+_configured = False
+
+
+def configure(connection_string: str | None) -> bool:
+    """Send telemetry to Application Insights, once per process. Returns whether this call configured it."""
+    global _configured
+    with _lock:
+        if _configured or not connection_string:
+            return False
+        _configured = True
+        if os.environ.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
+            return False  # the Functions Python worker has configured Azure Monitor
+        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return False  # someone else configured OpenTelemetry in this process
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        configure_azure_monitor(
+            connection_string=connection_string,
+            enable_live_metrics=False,  # a worker or a CLI run, not a long-lived server to watch live
+            instrumentation_options={
+                name: {"enabled": False}
+                for name in ("django", "fastapi", "flask", "psycopg2", "requests", "urllib", "urllib3")
+            },
+        )
+        return True
+
+
+def flush(timeout_millis: int = 10_000) -> None:
+    """Export what is buffered (the CLI calls this before it exits)."""
+    from opentelemetry import _logs
+
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if callable(force_flush):
+            force_flush(timeout_millis)
+
+
+def dimensions(outcome: Outcome) -> dict[str, str]:
+    graph = outcome.graph
+    flat: dict[str, Any] = {
+        "outcome": outcome.outcome,
+        "targetType": outcome.target.type if outcome.target else None,
+        "targetId": outcome.target.id if outcome.target else None,
+        "trigger": outcome.trigger,
+        "graphStatus": graph.status if graph else None,
+        "graphErrorCode": graph.error_code if graph else None,
+        "graphRequestId": graph.request_id if graph else None,
+        "clientRequestId": graph.client_request_id if graph else None,
+        "attempts": graph.attempts if graph else 0,
+        "durationMs": round(outcome.duration_ms, 1),
+        "correlationId": outcome.correlation_id,
+        "credentialKeys": ",".join(outcome.credential_keys),
+        "retryable": outcome.retryable,
+        "errorCode": outcome.error_code,
+        "dequeueCount": outcome.dequeue_count,
+    }
+    return {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in flat.items()
+        if value is not None
+    }
 
 
 def emit_outcome(outcome: Outcome) -> None:
     level = logging.INFO if outcome.ok else logging.WARNING
-    outcome_log.log(level, "%s %s", EVENT_NAME, json.dumps(outcome.to_dict(), separators=(",", ":")))
+    outcome_log.log(
+        level,
+        "%s %s",
+        EVENT_NAME,
+        json.dumps(outcome.to_dict(), separators=(",", ":")),
+        extra={CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME, **dimensions(outcome)},
+    )
+    attributes = {"outcome": outcome.outcome, "trigger": outcome.trigger}
+    _outcomes.add(1, attributes)
+    _duration.record(outcome.duration_ms, attributes)

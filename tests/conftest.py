@@ -40,6 +40,19 @@ def stack() -> Iterator[Stack]:
     stack.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_canary_reaches_application_insights(stack: Stack) -> Iterator[None]:
+    """After the whole suite: nothing the app sent to Application Insights carries a canary value."""
+    yield
+    from shared import telemetry
+
+    telemetry.flush()
+    sent = stack.ingestion.text(since_start=True)
+    assert "AcquireAccessTokenOutcome" in sent
+    leaked = [canary for canary in CANARIES if canary in sent]
+    assert not leaked, f"canary values reached Application Insights: {leaked}"
+
+
 @pytest.fixture
 def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     """The app's settings point at the stand-ins; the stand-ins hold the usual secrets and targets.

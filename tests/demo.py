@@ -62,8 +62,15 @@ def run_demo() -> int:
         print(json.dumps(http_outcome, indent=2))
         print("\n== 2. Queue: `python -m shared enqueue`, then the queue trigger")
         print(queue_report)
+        from shared import telemetry
+
+        telemetry.flush()
         _print_seen(stack)
-        ok = http_outcome.get("outcome") == "succeeded" and outcomes.seen[-1]["outcome"] == "succeeded"
+        ok = (
+            http_outcome.get("outcome") == "succeeded"
+            and outcomes.seen[-1]["outcome"] == "succeeded"
+            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 2
+        )
         return 0 if ok else 1
     finally:
         stack.stop()
@@ -135,3 +142,24 @@ def _print_seen(stack: Any) -> None:
         print(f"  {seen.method} {seen.path} -> {seen.status}")
         for credential in seen.json()["credentials"]:
             print(f"    {credential['key']} = {_mask(credential['value'])}")
+    ingestion = stack.ingestion
+    posts = [s for s in ingestion.seen if s.path.endswith("/track")]
+    print(f"Application Insights ingestion ({ingestion.url}): {len(posts)} POST /v2.1/track")
+    for event in ingestion.events("AcquireAccessTokenOutcome"):
+        dims = event["data"]["baseData"]["properties"]
+        keys = ("outcome", "trigger", "targetType", "graphStatus", "correlationId")
+        print(f"  customEvent AcquireAccessTokenOutcome: {', '.join(f'{k}={dims[k]}' for k in keys if k in dims)}")
+        operation = event["tags"]["ai.operation.id"]
+        for dependency in ingestion.dependencies():
+            data = dependency["data"]["baseData"]
+            if dependency["tags"].get("ai.operation.id") == operation and data.get("type") == "HTTP":
+                print(f"    dependency: {data['name']} -> {data.get('resultCode', '')}")
+    names = sorted(
+        {
+            m["name"]
+            for m in (
+                ingestion.metrics("acquire_access_token.outcomes") + ingestion.metrics("acquire_access_token.duration")
+            )
+        }
+    )
+    print(f"  metrics: {', '.join(names)}")

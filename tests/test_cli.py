@@ -125,3 +125,7 @@ def test_the_demo_runs_offline_and_ends_with_a_succeeded_outcome_and_what_each_s
     assert "GET /secrets/scim-token/" in out
     assert f"POST /v1.0/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken -> 204" in out
     assert "SecretToken = <32 characters>" in out
+    assert "left on 'acquire-access-token': 0, on 'acquire-access-token-poison': 0" in out
+    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=http" in out
+    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=queue" in out
+    assert "metrics: acquire_access_token.duration, acquire_access_token.outcomes" in out

@@ -9,8 +9,9 @@ Microsoft Graph (token audience and role, path, body schema).
 from .base import StandIn
 from .graph import GraphStandIn
 from .identity import IdentityStandIn
+from .ingestion import IngestionStandIn
 from .keyvault import KeyVaultStandIn
 from .stack import Stack
 from .tls import TestCA
 
-__all__ = ["GraphStandIn", "IdentityStandIn", "KeyVaultStandIn", "Stack", "StandIn", "TestCA"]
+__all__ = ["GraphStandIn", "IdentityStandIn", "IngestionStandIn", "KeyVaultStandIn", "Stack", "StandIn", "TestCA"]

@@ -107,6 +107,10 @@ class StandIn:
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
 
     @property
+    def host_port(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 

@@ -89,7 +89,7 @@ class IdentityStandIn(StandIn):
             },
         )
 
-    def verify(self, authorization: str | None, audience: str) -> dict[str, object] | str:
+    def verify(self, authorization: str | None, audience: str | list[str]) -> dict[str, object] | str:
         """The token's claims, or why it is refused (as the resource server would say)."""
         if not authorization or not authorization.startswith("Bearer "):
             return "missing bearer token"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .graph import GraphStandIn
 from .identity import IdentityStandIn
+from .ingestion import IngestionStandIn
 from .keyvault import KeyVaultStandIn
 from .tls import TestCA
 
@@ -17,10 +18,11 @@ class Stack:
         self.identity = IdentityStandIn(client_id=client_id).start()
         self.keyvault = KeyVaultStandIn(self.identity, tls).start()
         self.graph = GraphStandIn(self.identity, tls).start()
+        self.ingestion = IngestionStandIn(self.identity, tls).start()
 
     @property
     def standins(self) -> list:
-        return [self.identity, self.keyvault, self.graph]
+        return [self.identity, self.keyvault, self.graph, self.ingestion]
 
     def environment(self) -> dict[str, str]:
         """App settings and the standard variables azure-identity and the TLS stack read."""
@@ -33,6 +35,13 @@ class Stack:
             "GRAPH_TIMEOUT_SECONDS": "5",
             "SSL_CERT_FILE": str(Path(self.ca.bundle)),
             "REQUESTS_CA_BUNDLE": str(Path(self.ca.bundle)),
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": self.ingestion.connection_string,
+            # Offline: no statsbeat to Microsoft's endpoints, no cloud metadata (IMDS) lookups.
+            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+            "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+            # Every trace, so that the dependency tests do not depend on the default rate-limited sampler.
+            "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
         }
 
     def reset(self) -> None:
