@@ -11,11 +11,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $@
 
+$(VENV)-infra/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(VENV)-infra
+	$(VENV)-infra/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed $(VENV)-infra/.installed
 
 lint: install
 	$(PY) -m ruff check .
@@ -31,4 +36,4 @@ demo: install
 	$(PY) -m shared demo
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-infra node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,7 @@
-"""Write docs/workbook.json from the queries in docs/queries/ (one source for both). Run: python docs/build_workbook.py"""
+"""Write docs/workbook.json from the queries in docs/queries/ (one source for both).
+
+Run: python docs/build_workbook.py
+"""
 
 from __future__ import annotations
 

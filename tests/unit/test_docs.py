@@ -26,10 +26,19 @@ def test_the_workbook_is_built_from_the_queries_and_up_to_date():
 
 def test_every_dimension_a_query_reads_is_one_the_app_emits():
     full = Outcome(
-        outcome="failed", trigger="queue", target=Target(type="application", id="x"), credential_keys=["Url"],
-        graph=GraphCall(status=503, request_id="r", client_request_id="c", error_code="serviceNotAvailable",
-                        attempts=4),
-        correlation_id="c", duration_ms=1.0, retryable=True, error_code="e", error_message="m", dequeue_count=1,
+        outcome="failed",
+        trigger="queue",
+        target=Target(type="application", id="x"),
+        credential_keys=["Url"],
+        graph=GraphCall(
+            status=503, request_id="r", client_request_id="c", error_code="serviceNotAvailable", attempts=4
+        ),
+        correlation_id="c",
+        duration_ms=1.0,
+        retryable=True,
+        error_code="e",
+        error_message="m",
+        dequeue_count=1,
     )
     emitted = set(dimensions(full))
     queries = sorted((DOCS / "queries").glob("*.kql"))

@@ -1,0 +1,30 @@
+#!/bin/sh
+# azd postprovision: say what is left for a person to do about the Microsoft Graph permission.
+set -eu
+identity="${AZURE_IDENTITY_PRINCIPAL_ID:?run through azd}"
+permission="${GRAPH_PERMISSION:-Application.ReadWrite.OwnedBy}"
+
+if [ "${GRAPH_PERMISSION_GRANTED:-true}" != "true" ]; then
+  cat <<MSG
+The app's identity does not hold the Microsoft Graph permission yet. A Privileged Role Administrator runs:
+
+  graph_sp=\$(az ad sp show --id 00000003-0000-0000-c000-000000000000 --query id -o tsv)
+  role=\$(az ad sp show --id 00000003-0000-0000-c000-000000000000 \\
+          --query "appRoles[?value=='$permission'].id | [0]" -o tsv)
+  az rest --method POST \\
+    --uri "https://graph.microsoft.com/v1.0/servicePrincipals/$identity/appRoleAssignments" \\
+    --body "{\"principalId\": \"$identity\", \"resourceId\": \"\$graph_sp\", \"appRoleId\": \"\$role\"}"
+MSG
+fi
+
+if [ "$permission" = "Application.ReadWrite.OwnedBy" ]; then
+  cat <<MSG
+With Application.ReadWrite.OwnedBy the identity may authorize only what it owns. For each target, an owner
+of the application adds it (service principal object id \$SP_ID, application object id \$APP_ID):
+
+  az rest --method POST --uri "https://graph.microsoft.com/v1.0/servicePrincipals/\$SP_ID/owners/\\\$ref" \\
+    --body '{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/$identity"}'
+  az rest --method POST --uri "https://graph.microsoft.com/v1.0/applications/\$APP_ID/owners/\\\$ref" \\
+    --body '{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/$identity"}'
+MSG
+fi

@@ -1,0 +1,173 @@
+// Entra provisioning authorizer: everything `azd up` creates, least privilege throughout.
+//
+// A resource group with: a user-assigned managed identity (the app's only identity), a storage account with
+// shared-key access off (host storage, deployment package, the request queue), a Key Vault in RBAC mode with
+// purge protection (the provisioning secrets), Log Analytics + Application Insights with local auth off
+// (telemetry, ingested with the identity) and the outcome workbook, an Event Grid topic for request events,
+// and the Function App on the Flex Consumption plan (Python 3.11, HTTPS only, TLS 1.2+).
+// The identity gets: Storage Blob Data Owner + Queue Data Contributor on the storage account, Key Vault Secrets
+// User on the vault, Monitoring Metrics Publisher on Application Insights, and one Microsoft Graph application
+// permission (graph-permission.bicep).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; used to name the resource group and derive unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for all resources. It must offer the Flex Consumption plan.')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of the user running azd; gets Key Vault Secrets Officer to put the first secrets in. Empty: none.')
+param principalId string = ''
+
+@description('Microsoft Graph application permission for acquireAccessToken. Application.ReadWrite.OwnedBy is the least privileged (the identity must own each target application and service principal); Synchronization.ReadWrite.All covers every target in the tenant.')
+@allowed([
+  'Application.ReadWrite.OwnedBy'
+  'Synchronization.ReadWrite.All'
+])
+param graphPermission string = 'Application.ReadWrite.OwnedBy'
+
+@description('Grant the Graph permission in this deployment (needs a deployer who may grant app roles: Privileged Role Administrator or Global Administrator). False: the postprovision hook prints the command for an administrator.')
+param grantGraphPermission bool = true
+
+@description('ALLOWED_TARGETS app setting: comma-separated object ids that may be authorized. Empty: any.')
+param allowedTargets string = ''
+
+@description('REQUIRED_APP_ROLE app setting: app role HTTP callers must hold (with App Service Authentication). Empty: function keys only.')
+param requiredAppRole string = ''
+
+@minValue(1)
+@maxValue(1000)
+@description('Most instances the Flex Consumption plan may scale out to.')
+param maximumInstanceCount int = 40
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = 'func-${resourceToken}'
+var requestQueueName = 'acquire-access-token'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
+    requestQueueName: requestQueueName
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    workbookDisplayName: 'Entra provisioning authorizer (${environmentName})'
+    location: location
+    tags: tags
+  }
+}
+
+module eventGrid 'app/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module function 'app/function.bicep' = {
+  name: 'function'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'api' })
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: keyVault.outputs.uri
+    requestQueueName: requestQueueName
+    allowedTargets: allowedTargets
+    requiredAppRole: requiredAppRole
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: eventGrid.outputs.name
+    eventGridPrincipalId: eventGrid.outputs.principalId
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    deployerPrincipalId: principalId
+  }
+}
+
+module graphRole 'app/graph-permission.bicep' = if (grantGraphPermission) {
+  name: 'graph-permission'
+  scope: rg
+  params: {
+    identityPrincipalId: identity.outputs.principalId
+    graphPermission: graphPermission
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_NAME string = function.outputs.name
+output AZURE_FUNCTION_URL string = function.outputs.url
+output SERVICE_API_NAME string = function.outputs.name
+output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_REQUEST_QUEUE_NAME string = requestQueueName
+output AZURE_EVENTGRID_TOPIC_NAME string = eventGrid.outputs.name
+output AZURE_EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output GRAPH_PERMISSION string = graphPermission
+output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission

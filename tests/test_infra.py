@@ -1,0 +1,166 @@
+"""infra/: checkov's Bicep checks pass, every skipped check is written down, and the pieces fit the app.
+
+Bicep cannot be compiled here (its CLI downloads a binary), so this parses and scans the files with checkov
+(installed by `make test` into .venv-infra) and reads them for what the app relies on.
+"""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-infra" / "bin" / "checkov"))
+# checkov's Bicep parser does not know the `extension` keyword (the Microsoft Graph Bicep extension), and it has
+# no checks for Microsoft.Graph resources; this file is read by test_the_graph_permission_is_least_privileged.
+UNPARSEABLE = {"app/graph-permission.bicep"}
+
+
+@pytest.fixture(scope="module")
+def scan() -> dict:
+    assert CHECKOV.exists(), f"{CHECKOV} is missing: `make test` installs requirements-infra.txt into .venv-infra"
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    report = json.loads(result.stdout)
+    return report
+
+
+def test_checkov_reports_no_failed_check(scan):
+    failed = [(c["check_id"], c["resource"], c["file_path"]) for c in scan["results"]["failed_checks"]]
+    assert failed == []
+    assert scan["summary"]["passed"] >= 20
+
+
+def test_every_bicep_file_is_scanned(scan):
+    parsed_with_errors = {str(Path(p).relative_to(INFRA)) for p in scan["results"].get("parsing_errors", [])}
+    assert parsed_with_errors == UNPARSEABLE
+    scanned = {
+        c["file_path"].lstrip("/") for kind in ("passed_checks", "skipped_checks") for c in scan["results"][kind]
+    }
+    for expected in ("app/function.bicep", "app/storage.bicep", "app/keyvault.bicep", "app/eventgrid.bicep"):
+        assert expected in scanned
+
+
+def test_every_skip_names_a_check_that_fires_and_gives_a_reason(scan):
+    skipped = {(c["check_id"], Path(c["file_path"].lstrip("/")).name) for c in scan["results"]["skipped_checks"]}
+    written = set()
+    for path in INFRA.rglob("*.bicep"):
+        for check, reason in re.findall(r"//\s*checkov:skip=([A-Z0-9_]+):\s*(.*)", path.read_text()):
+            assert len(reason) > 20, f"{path.name} {check}: the reason is too thin"
+            written.add((check, path.name))
+    assert written == skipped, "a skip comment that no check uses is stale; a skip with no comment is silent"
+
+
+def text(name: str) -> str:
+    return (INFRA / name).read_text()
+
+
+def test_the_app_settings_match_the_contract():
+    function = text("app/function.bicep")
+    settings = set(re.findall(r"name: '([A-Za-z_]+)'", function))
+    assert {
+        "AZURE_CLIENT_ID",
+        "KEY_VAULT_URI",
+        "REQUEST_QUEUE_NAME",
+        "ALLOWED_TARGETS",
+        "REQUIRED_APP_ROLE",
+        "ALLOW_INLINE_SECRETS",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    } <= settings
+    assert (
+        "FUNCTIONS_WORKER_RUNTIME" not in settings
+    )  # Flex Consumption refuses it: the runtime is in functionAppConfig
+    assert "name: 'python'" in function
+    assert "version: '3.11'" in function
+    assert "httpsOnly: true" in function
+    assert "minTlsVersion: '1.2'" in function
+
+
+def test_no_keys_anywhere():
+    storage = text("app/storage.bicep")
+    assert "allowSharedKeyAccess: false" in storage
+    assert "DisableLocalAuth: true" in text("app/monitoring.bicep")
+    assert "disableLocalAuth: true" in text("app/eventgrid.bicep")
+    for path in INFRA.rglob("*.bicep"):
+        assert "listKeys(" not in path.read_text(), path.name
+        assert "AccountKey=" not in path.read_text(), path.name
+
+
+def test_key_vault_is_rbac_mode_with_purge_protection():
+    vault = text("app/keyvault.bicep")
+    assert "enableRbacAuthorization: true" in vault
+    assert "enablePurgeProtection: true" in vault
+
+
+def test_the_identity_gets_exactly_the_roles_it_needs():
+    rbac = text("app/rbac.bicep")
+    for role in (
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",  # Storage Queue Data Contributor
+        "4633458b-17de-408a-b874-0445c86b69e6",  # Key Vault Secrets User
+        "3913510d-42f4-4e42-8a64-420c390055eb",
+    ):  # Monitoring Metrics Publisher
+        assert role in rbac
+    assert "8e3af657-a8ff-443c-a75c-2fe8c4bcb635" not in rbac  # the subscription Owner role, never
+    assert "b24988ac-6180-42a0-ab88-20f7382dd24c" not in rbac  # Contributor, never
+
+
+def test_the_request_queue_and_its_poison_queue_exist():
+    storage = text("app/storage.bicep")
+    assert "name: requestQueueName" in storage
+    assert "name: '${requestQueueName}-poison'" in storage
+    assert "var requestQueueName = 'acquire-access-token'" in text("main.bicep")
+
+
+def test_the_graph_permission_is_least_privileged():
+    graph = text("app/graph-permission.bicep")
+    assert "extension 'br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:" in graph
+    assert "appId: '00000003-0000-0000-c000-000000000000'" in graph
+    assert re.findall(r"'(\w+\.\w+(?:\.\w+)?)'\n", graph.split("@allowed([")[1].split("])")[0]) == [
+        "Application.ReadWrite.OwnedBy",
+        "Synchronization.ReadWrite.All",
+    ]
+    assert "param graphPermission string = 'Application.ReadWrite.OwnedBy'" in text("main.bicep")
+
+
+def test_the_workbook_deployed_is_the_one_in_docs():
+    assert "loadTextContent('../../docs/workbook.json')" in text("app/monitoring.bicep")
+    assert (ROOT / "docs" / "workbook.json").exists()
+
+
+def test_the_event_subscription_targets_the_event_grid_function(app_functions):
+    subscription = text("event-subscription.bicep")
+    [function] = [f for f in app_functions if f.get_trigger().type == "eventGridTrigger"]
+    assert f"/functions/{function.get_function_name()}'" in subscription
+    assert "'Provisioning.AcquireAccessTokenRequested'" in subscription
+
+
+def test_main_parameters_cover_the_parameters_without_defaults():
+    main = text("main.bicep")
+    params = json.loads(text("main.parameters.json"))["parameters"]
+    declared = re.findall(r"^param (\w+) \w+( =)?", main, flags=re.M)
+    required = {name for name, default in declared if not default}
+    assert required <= set(params)
+    assert set(params) <= {name for name, _ in declared}
+
+
+def test_azd_hooks_are_valid_shell():
+    for hook in ("postprovision.sh", "postdeploy.sh"):
+        path = INFRA / "hooks" / hook
+        assert os.access(path, os.X_OK), hook
+        subprocess.run(["sh", "-n", str(path)], check=True)
