@@ -87,8 +87,7 @@ class GraphClient:
 
         try:
             access = await self._credential.get_token(self._settings.graph_scope)
-        except ClientAuthenticationError as exc:
-            log.warning("could not get a Microsoft Graph token: %s", type(exc).__name__)
+        except ClientAuthenticationError:  # TokenUnavailable, from the guarded credential
             raise IdentityNotAllowed(
                 "the app's identity could not get a Microsoft Graph token", code="tokenUnavailable"
             ) from None

@@ -222,21 +222,22 @@ class SecretResolver:
             ServiceResponseError,
         )
 
+        from .credentials import TokenUnavailable
+
         client = self._client(reference.vault_url)
         self.calls += 1
         where = f"secret {reference.name!r} in {reference.host}"
         try:
             secret = await client.get_secret(reference.name, reference.version)
+        except TokenUnavailable:
+            raise IdentityNotAllowed(
+                "the app's managed identity could not get a Key Vault token", code="tokenUnavailable"
+            ) from None
         except ResourceNotFoundError:
             raise ReferenceUnresolvable(f"{where} does not exist", code="SecretNotFound") from None
         except ClientAuthenticationError as exc:
-            if _from_vault(exc, reference.vault_url) and exc.status_code in (401, 403):
-                raise IdentityNotAllowed(
-                    f"Key Vault refused the app's identity for {where} ({exc.status_code})", code=_kv_code(exc)
-                ) from None
-            log.warning("could not get a Key Vault token: %s", type(exc).__name__)
             raise IdentityNotAllowed(
-                "the app's managed identity could not get a Key Vault token", code="tokenUnavailable"
+                f"Key Vault refused the app's identity for {where} ({exc.status_code})", code=_kv_code(exc)
             ) from None
         except HttpResponseError as exc:
             status = exc.status_code or 0
@@ -275,13 +276,6 @@ class SecretResolver:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
-
-
-def _from_vault(exc: Any, vault_url: str) -> bool:
-    """Whether an authentication error is the vault's answer (not the credential's failure to get a token)."""
-    response = getattr(exc, "response", None)
-    request = getattr(response, "request", None)
-    return str(getattr(request, "url", "")).lower().startswith(vault_url + "/")
 
 
 def _kv_code(exc: Any) -> str:

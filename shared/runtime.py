@@ -39,11 +39,16 @@ def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_
 
     telemetry.configure(settings.applicationinsights_connection_string)
 
-    token_credential: AsyncTokenCredential
+    from .credentials import GuardedCredential
+
+    inner: AsyncTokenCredential
     if credential == "managed_identity":
-        token_credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
+        # Three quick retries: a function should not hang for the SDK's default ~15 s on a dead endpoint;
+        # a queued request is retried by the host anyway.
+        inner = ManagedIdentityCredential(client_id=settings.azure_client_id, retry_total=3, retry_backoff_factor=0.5)
     else:
-        token_credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+        inner = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    token_credential = GuardedCredential(inner)
     http = httpx.AsyncClient(
         timeout=settings.graph_timeout_seconds,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
