@@ -18,7 +18,7 @@ from .settings import SETTING_NAMES, Settings
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["CredentialKind", "build_pipeline", "get_pipeline"]
+__all__ = ["CredentialKind", "aclose", "build_pipeline", "get_pipeline"]
 
 CredentialKind = Literal["managed_identity", "default"]
 
@@ -78,3 +78,11 @@ def get_pipeline() -> Pipeline:
             _closing.add(task)
             task.add_done_callback(_closing.discard)
     return _current[1]
+
+
+async def aclose() -> None:
+    """Close the process's pipeline (its HTTP connections and credential), if it runs on this event loop."""
+    global _current
+    current, _current = _current, None
+    if current is not None and current[0][0] == id(asyncio.get_running_loop()):
+        await current[1].close()
