@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint typecheck install clean
+.PHONY: test demo lint typecheck security install clean bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ lint: install
 typecheck: install
 	$(PY) -m mypy
 
-test: lint typecheck
+security: install
+	$(PY) -m bandit --quiet --recursive --severity-level medium shared function_app.py
+	$(PY) scripts/audit.py
+
+test: lint typecheck security
 	$(PY) -m pytest
 
 demo: install

@@ -139,7 +139,8 @@ class GraphClient:
                 code=call.error_code or ("graphUnavailable" if exc.status else "graphUnreachable"),
                 retry_after=exc.retry_after,
             ) from None
-        assert response is not None
+        if response is None:  # the loop either answers or raises; this keeps the types honest
+            raise ServiceUnavailable("Graph was not called", code="graphUnreachable")
         if response.is_success:
             return call
         raise _rejection(response, target)
