@@ -36,8 +36,16 @@ security: install
 test: lint typecheck security
 	$(PY) -m pytest
 
+$(VENV)-bench/.installed: requirements.txt requirements-dev.txt bench/requirements.txt
+	$(PYTHON) -m venv $(VENV)-bench
+	$(VENV)-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: $(VENV)-bench/.installed node_modules/.installed
+	$(VENV)-bench/bin/python bench/run.py
+
 demo: install
 	$(PY) -m shared demo
 
 clean:
-	rm -rf $(VENV) $(VENV)-infra node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-infra $(VENV)-bench node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -7,14 +7,13 @@ stamina, honouring ``Retry-After``, up to ``GRAPH_MAX_ATTEMPTS``. Graph's own er
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
-
-import httpx
-import stamina
 
 from .errors import (
     CredentialsRejected,
@@ -27,11 +26,15 @@ from .request import Target
 from .settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
+    from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
 
 __all__ = ["GraphCall", "GraphClient"]
 
 log = logging.getLogger(__name__)
+
+TOKEN_REFRESH_MARGIN = 300  # seconds before expiry when a token is fetched again
 
 
 @dataclass
@@ -77,21 +80,35 @@ class GraphClient:
         self._http = http
         self._credential = credential
         self._settings = settings
+        self._token: AccessToken | None = None
+        self._token_lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self._http.aclose()
         await self._credential.close()
 
     async def token(self) -> str:
+        """The Graph token; concurrent requests on a cold (or expiring) token wait for one fetch."""
+        if self._fresh(self._token):
+            return self._token.token  # type: ignore[union-attr]
+        async with self._token_lock:
+            if not self._fresh(self._token):
+                self._token = await self._fetch_token()
+            return self._token.token  # type: ignore[union-attr]
+
+    @staticmethod
+    def _fresh(token: AccessToken | None) -> bool:
+        return token is not None and token.expires_on - TOKEN_REFRESH_MARGIN > time.time()
+
+    async def _fetch_token(self) -> AccessToken:
         from azure.core.exceptions import ClientAuthenticationError
 
         try:
-            access = await self._credential.get_token(self._settings.graph_scope)
+            return await self._credential.get_token(self._settings.graph_scope)
         except ClientAuthenticationError:  # TokenUnavailable, from the guarded credential
             raise IdentityNotAllowed(
                 "the app's identity could not get a Microsoft Graph token", code="tokenUnavailable"
             ) from None
-        return access.token
 
     async def acquire_access_token(
         self, target: Target, credentials: list[tuple[str, str]], *, call: GraphCall
@@ -112,6 +129,8 @@ class GraphClient:
                 return True
             # Honour Retry-After; one longer than an attempt may last is left to the caller.
             return exc.retry_after if exc.retry_after <= max_wait else False
+
+        import stamina  # imported on first use: it is not needed to index the app
 
         response: httpx.Response | None = None
         try:
@@ -146,6 +165,8 @@ class GraphClient:
         raise _rejection(response, target)
 
     async def _post(self, url: str, body: dict[str, Any], token: str, client_request_id: str) -> httpx.Response:
+        import httpx
+
         try:
             return await self._http.post(
                 url,

@@ -18,7 +18,7 @@ from .outcome import Outcome
 from .references import SecretReference, SecretResolver, parse_reference
 from .request import AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
-from .telemetry import emit_outcome, tracer
+from .telemetry import emit_outcome, span
 
 __all__ = ["Pipeline", "configuration_outcome"]
 
@@ -50,11 +50,11 @@ class Pipeline:
         dequeue_count: int | None = None,
     ) -> Outcome:
         """Run one request. ``raw`` is bytes, text, a decoded JSON value or an :class:`AcquireRequest`."""
-        with tracer.start_as_current_span("AcquireAccessToken", attributes={"trigger": trigger}) as span:
+        with span("AcquireAccessToken", trigger=trigger) as current:
             outcome = await self._run(raw, trigger=trigger, target=target, dequeue_count=dequeue_count)
-            span.set_attribute("outcome", outcome.outcome)
+            current.set_attribute("outcome", outcome.outcome)
             if outcome.error_code:
-                span.set_attribute("error.type", outcome.error_code)
+                current.set_attribute("error.type", outcome.error_code)
             return outcome
 
     async def _run(self, raw: Any, *, trigger: str, target: Target | None, dequeue_count: int | None) -> Outcome:

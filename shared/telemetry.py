@@ -23,14 +23,17 @@ import json
 import logging
 import os
 import threading
+from contextlib import AbstractContextManager
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import metrics, trace
-
 if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram
+    from opentelemetry.trace import Span
+
     from .outcome import Outcome
 
-__all__ = ["EVENT_NAME", "configure", "emit_outcome", "flush", "tracer"]
+__all__ = ["EVENT_NAME", "configure", "emit_outcome", "flush", "span"]
 
 EVENT_NAME = "AcquireAccessTokenOutcome"
 CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
@@ -38,14 +41,28 @@ CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
 outcome_log = logging.getLogger("shared.outcome")
 outcome_log.setLevel(logging.INFO)
 
-tracer = trace.get_tracer("shared")
-_meter = metrics.get_meter("shared")
-_outcomes = _meter.create_counter(
-    "acquire_access_token.outcomes", unit="{outcome}", description="Outcomes of acquireAccessToken requests"
-)
-_duration = _meter.create_histogram(
-    "acquire_access_token.duration", unit="ms", description="Duration of acquireAccessToken requests"
-)
+
+@cache
+def _instruments() -> tuple[Counter, Histogram]:
+    """The two metrics, created on first use (OpenTelemetry is not needed to index the app)."""
+    from opentelemetry import metrics
+
+    meter = metrics.get_meter("shared")
+    outcomes = meter.create_counter(
+        "acquire_access_token.outcomes", unit="{outcome}", description="Outcomes of acquireAccessToken requests"
+    )
+    duration = meter.create_histogram(
+        "acquire_access_token.duration", unit="ms", description="Duration of acquireAccessToken requests"
+    )
+    return outcomes, duration
+
+
+def span(name: str, **attributes: str) -> AbstractContextManager[Span]:
+    """A span of the app's tracer, current for the ``with`` block (a child of the invocation's span)."""
+    from opentelemetry import trace
+
+    return trace.get_tracer("shared").start_as_current_span(name, attributes=attributes)
+
 
 _lock = threading.Lock()
 _configured = False
@@ -60,6 +77,8 @@ def configure(connection_string: str | None) -> bool:
         _configured = True
         if os.environ.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
             return False  # the Functions Python worker has configured Azure Monitor
+        from opentelemetry import trace
+
         if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             return False  # someone else configured OpenTelemetry in this process
         from azure.monitor.opentelemetry import configure_azure_monitor
@@ -77,7 +96,7 @@ def configure(connection_string: str | None) -> bool:
 
 def flush(timeout_millis: int = 10_000) -> None:
     """Export what is buffered (the CLI calls this before it exits)."""
-    from opentelemetry import _logs
+    from opentelemetry import _logs, metrics, trace
 
     for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()):
         force_flush = getattr(provider, "force_flush", None)
@@ -121,5 +140,6 @@ def emit_outcome(outcome: Outcome) -> None:
         extra={CUSTOM_EVENT_ATTRIBUTE: EVENT_NAME, **dimensions(outcome)},
     )
     attributes = {"outcome": outcome.outcome, "trigger": outcome.trigger}
-    _outcomes.add(1, attributes)
-    _duration.record(outcome.duration_ms, attributes)
+    outcomes, duration = _instruments()
+    outcomes.add(1, attributes)
+    duration.record(outcome.duration_ms, attributes)

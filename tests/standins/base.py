@@ -38,6 +38,11 @@ class Reply:
     reset: bool = False  # close the connection without answering
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # 16 clients connecting at once must not overflow the listen backlog
+
+
 class StandIn:
     """Subclasses implement :meth:`handle`; :attr:`seen` lists every request, in order."""
 
@@ -45,12 +50,15 @@ class StandIn:
 
     def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
+        self.latency = 0.0  # seconds added to every answer (benchmarks)
         self._lock = threading.Lock()
         self._faults: list[Reply] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the second waits for a delayed ACK (~40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass
@@ -71,8 +79,8 @@ class StandIn:
                     fault = stand_in._faults.pop(0) if stand_in._faults else None
                 reply = fault or stand_in.handle(seen)
                 seen.status = reply.status
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.delay or stand_in.latency:
+                    time.sleep(reply.delay or stand_in.latency)
                 if reply.reset:
                     self.close_connection = True
                     try:
@@ -98,10 +106,10 @@ class StandIn:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            # The handshake happens in the connection's own thread, not in the accept loop.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self.scheme = "https" if tls is not None else "http"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
