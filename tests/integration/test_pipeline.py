@@ -352,3 +352,9 @@ async def test_secret_values_never_reach_outcomes_or_logs(pipeline, app_env, all
     for canary in (CANARY_TOKEN, CANARY_PASSWORD):
         assert canary not in text
     assert any(r.name == "shared.outcome" for r in all_logs.records)
+
+
+async def test_concurrent_requests_on_a_cold_pipeline_fetch_one_graph_token(pipeline, app_env):
+    outcomes = await asyncio.gather(*(run(pipeline) for _ in range(16)))
+    assert {o.outcome for o in outcomes} == {"succeeded"}
+    assert app_env.identity.issued.count("https://graph.microsoft.com") == 1
