@@ -74,7 +74,7 @@ def no_canary_leaves_the_app(stack: Stack) -> Iterator[None]:
     telemetry.flush()
     sent = stack.ingestion.text(since_start=True)
     logged = "\n".join(everything.texts)
-    assert len(everything.texts) > 100, "the session logged almost nothing: is the handler attached?"
+    assert everything.texts, "the session logged nothing: is the handler attached?"
     leaked = [canary for canary in CANARIES if canary in sent or canary in logged]
     assert not leaked, f"canary values left the app (logs or telemetry): {leaked}"
 
