@@ -9,6 +9,7 @@ import azure.functions as func
 from shared import http_api, triggers
 from shared.health import health
 from shared.openapi import openapi_document
+from shared.request import TargetType
 from shared.runtime import get_pipeline
 from shared.settings import Settings, SettingsError
 
@@ -24,30 +25,22 @@ def _reply(reply: http_api.HttpReply) -> func.HttpResponse:
     return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers, mimetype=reply.mimetype)
 
 
-@app.route(route="servicePrincipals/{id}/synchronization/acquireAccessToken", methods=["POST"])
-async def acquire_for_service_principal(req: func.HttpRequest) -> func.HttpResponse:
+async def _acquire_on_path(req: func.HttpRequest, target_type: TargetType) -> func.HttpResponse:
     return _reply(
         await http_api.acquire(
-            get_pipeline,
-            req.get_body(),
-            req.headers,
-            target_type="servicePrincipal",
-            target_id=req.route_params.get("id"),
+            get_pipeline, req.get_body(), req.headers, target_type=target_type, target_id=req.route_params.get("id")
         )
     )
+
+
+@app.route(route="servicePrincipals/{id}/synchronization/acquireAccessToken", methods=["POST"])
+async def acquire_for_service_principal(req: func.HttpRequest) -> func.HttpResponse:
+    return await _acquire_on_path(req, "servicePrincipal")
 
 
 @app.route(route="applications/{id}/synchronization/acquireAccessToken", methods=["POST"])
 async def acquire_for_application(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(
-        await http_api.acquire(
-            get_pipeline,
-            req.get_body(),
-            req.headers,
-            target_type="application",
-            target_id=req.route_params.get("id"),
-        )
-    )
+    return await _acquire_on_path(req, "application")
 
 
 @app.route(route="acquireAccessToken", methods=["POST"])

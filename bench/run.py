@@ -140,6 +140,21 @@ def timed_calls(client: Any, attribute: str) -> list[float]:
     return spent
 
 
+async def overhead(call: Callable[[], Any], network: list[float], n: int) -> dict[str, float]:
+    """Time ``n`` calls; the overhead of each is its time minus the time of its one network call."""
+    network.clear()
+    overheads = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        overheads.append((time.perf_counter() - started - network[-1]) * 1000)
+    return {
+        "p50": percentile(overheads, 50),
+        "p99": percentile(overheads, 99),
+        "graph_p50": percentile([t * 1000 for t in network], 50),
+    }
+
+
 async def warm_ours(n: int) -> dict[str, float]:
     from shared.runtime import build_pipeline
     from shared.settings import Settings
@@ -149,20 +164,12 @@ async def warm_ours(n: int) -> dict[str, float]:
         body = request_body()
         for _ in range(50):  # token, Key Vault cache, connections
             assert (await pipeline.run(body, trigger="http")).outcome == "succeeded"
-        graph_time = timed_calls(pipeline.graph._http, "post")
-        graph_time.clear()
-        overheads = []
-        for _ in range(n):
-            started = time.perf_counter()
+
+        async def call() -> None:
             outcome = await pipeline.run(body, trigger="http")
-            total = time.perf_counter() - started
             assert outcome.outcome == "succeeded", outcome.to_dict()
-            overheads.append((total - graph_time[-1]) * 1000)
-        return {
-            "p50": percentile(overheads, 50),
-            "p99": percentile(overheads, 99),
-            "graph_p50": percentile([t * 1000 for t in graph_time], 50),
-        }
+
+        return await overhead(call, timed_calls(pipeline.graph._http, "post"), n)
     finally:
         await pipeline.close()
 
@@ -210,18 +217,7 @@ async def warm_msgraph(n: int) -> dict[str, float] | None:
     try:
         for _ in range(50):
             await call()
-        sent = timed_calls(http, "send")
-        sent.clear()
-        overheads = []
-        for _ in range(n):
-            started = time.perf_counter()
-            await call()
-            overheads.append((time.perf_counter() - started - sent[-1]) * 1000)
-        return {
-            "p50": percentile(overheads, 50),
-            "p99": percentile(overheads, 99),
-            "graph_p50": percentile([t * 1000 for t in sent], 50),
-        }
+        return await overhead(call, timed_calls(http, "send"), n)
     finally:
         await http.aclose()
         await credential.close()
@@ -233,24 +229,9 @@ async def key_vault(stand: Stand, runs: int) -> dict[int, float]:
 
     os.environ["SECRET_CACHE_SECONDS"] = "0"
     stand.command("latency", "keyvault", 0.05)
-    keys = [
-        "SecretToken",
-        "Password",
-        "ClientSecret",
-        "AppKey",
-        "ConsumerKey",
-        "ConsumerSecret",
-        "TokenKey",
-        "Oauth2AccessToken",
-        "Oauth2RefreshToken",
-        "Oauth2ClientSecret",
-        "Oauth2AuthorizationCode",
-        "SyncAgentCompatibilityKey",
-        "ConnectionString",
-        "UserName",
-        "Url",
-        "Domain",
-    ]
+    from shared.keys import SYNCHRONIZATION_SECRET_KEYS
+
+    keys = SYNCHRONIZATION_SECRET_KEYS[:16]
     for index in range(16):
         stand.command("secret", f"secret-{index}", f"value-{index}")
     pipeline = build_pipeline(Settings.from_env())

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidRequest, PolicyRefused, ProvisioningError
+from .errors import PolicyRefused, ProvisioningError
 from .graph import GraphCall, GraphClient
 from .keys import is_sensitive
 from .outcome import Outcome
@@ -149,8 +149,6 @@ def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: in
 
 
 def _fail(outcome: Outcome, error: ProvisioningError, secrets: list[str]) -> None:
-    if isinstance(error, InvalidRequest) and outcome.target is None:
-        outcome.credential_keys = []
     outcome.outcome = "failed" if error.retryable else "rejected"
     outcome.retryable = error.retryable
     outcome.http_status = error.http_status

@@ -13,11 +13,12 @@ from tests.conftest import CANARIES, SCIM_URL, SP_ID, UNKNOWN_ID, request_body
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m shared ARGS`` from the project root, in this process's environment unless ``env`` is given."""
     return subprocess.run(
         [sys.executable, "-m", "shared", *args],
         cwd=ROOT,
-        env=dict(os.environ),
+        env=dict(os.environ) if env is None else env,
         input=stdin.decode() if stdin else None,
         capture_output=True,
         text=True,
@@ -109,15 +110,7 @@ def test_a_bad_setting_is_named_and_exits_4(app_env, monkeypatch):
 
 def test_the_demo_runs_offline_and_ends_with_a_succeeded_outcome_and_what_each_stand_in_saw():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "GRAPH_", "KEY_VAULT"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "shared", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = cli("demo", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert '"outcome": "succeeded"' in out

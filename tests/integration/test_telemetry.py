@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import function_app
 from shared import telemetry
 from tests.conftest import CANARIES, SCIM_URL, SP_ID, request_body
 from tests.standins import IngestionStandIn
+from tests.test_cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT_DIMENSIONS = {
@@ -137,28 +137,8 @@ async def test_no_canary_value_is_ever_sent_to_application_insights(app_env):
 
 
 def run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared",
-            "acquire",
-            "--service-principal",
-            SP_ID,
-            "--credential",
-            f"BaseAddress={SCIM_URL}",
-            "--credential",
-            "SecretToken=@scim-token",
-            "--correlation-id",
-            env["CORRELATION"],
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    credentials = ["--credential", f"BaseAddress={SCIM_URL}", "--credential", "SecretToken=@scim-token"]
+    return cli("acquire", "--service-principal", SP_ID, *credentials, "--correlation-id", env["CORRELATION"], env=env)
 
 
 def test_the_cli_sends_its_outcome_before_it_exits(app_env):
