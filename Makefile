@@ -44,7 +44,7 @@ $(VENV)-bench/.installed: requirements.txt requirements-dev.txt bench/requiremen
 bench: $(VENV)-bench/.installed node_modules/.installed
 	$(VENV)-bench/bin/python bench/run.py
 
-demo: install
+demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m shared demo
 
 clean:
