@@ -1,0 +1,68 @@
+"""The OpenAPI document is a valid OpenAPI 3.1 document, and what the app answers matches its schemas."""
+
+import json
+
+import azure.functions as func
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+
+import function_app
+from shared.openapi import openapi_document
+from tests.conftest import SP_ID, request_body
+from tests.standins.base import Reply
+
+
+@pytest.fixture(scope="module")
+def document():
+    return openapi_document()
+
+
+def validator(document, name: str) -> Draft202012Validator:
+    registry = Registry().with_resource(
+        "urn:openapi", Resource.from_contents(document | {"$schema": "https://json-schema.org/draft/2020-12/schema"})
+    )
+    schema = {"$ref": f"urn:openapi#/components/schemas/{name}"}
+    return Draft202012Validator(schema, registry=registry)
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+
+
+async def call(body) -> func.HttpResponse:
+    request = func.HttpRequest(
+        "POST",
+        f"https://app.example/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
+        route_params={"id": SP_ID},
+        body=json.dumps(body).encode(),
+    )
+    return await function_app.acquire_for_service_principal.build().get_user_function()(request)
+
+
+async def test_success_and_problem_replies_match_the_documented_schemas(app_env, document):
+    ok = await call(request_body(servicePrincipalId=None))
+    assert ok.status_code == 200
+    validator(document, "Outcome").validate(json.loads(ok.get_body()))
+    operation = document["paths"]["/servicePrincipals/{id}/synchronization/acquireAccessToken"]["post"]
+    problems = [
+        await call({"credentials": "nope"}),
+        await call(request_body(servicePrincipalId=None, credentials=[{"key": "SecretToken", "secretRef": "missing"}])),
+    ]
+    app_env.graph.fail_next(*[Reply(503, {"error": {"code": "ServiceUnavailable", "message": "x"}})] * 4)
+    problems.append(await call(request_body(servicePrincipalId=None)))
+    assert [p.status_code for p in problems] == [400, 422, 503]
+    for reply in problems:
+        assert str(reply.status_code) in operation["responses"]
+        validator(document, "Problem").validate(json.loads(reply.get_body()))
+
+
+def test_the_request_schemas_accept_the_contract_example_and_refuse_unknown_fields(document):
+    whole = validator(document, "AcquireRequest")
+    whole.validate(request_body())
+    assert not whole.is_valid(request_body(extra=1))
+    path = validator(document, "PathRequest")
+    path.validate(request_body(servicePrincipalId=None))
+    assert not path.is_valid(request_body())
