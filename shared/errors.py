@@ -18,6 +18,7 @@ __all__ = [
     "ReferenceUnresolvable",
     "ServiceUnavailable",
     "TargetNotFound",
+    "retry_after_seconds",
 ]
 
 
@@ -94,3 +95,22 @@ class ServiceUnavailable(ProvisioningError):
     outcome = "failed"
     http_status = 503
     default_code = "serviceUnavailable"
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` header (delta-seconds or an HTTP date) in seconds from now; ``None`` when absent or bad."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())

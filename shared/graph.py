@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -21,6 +20,7 @@ from .errors import (
     ProvisioningError,
     ServiceUnavailable,
     TargetNotFound,
+    retry_after_seconds,
 )
 from .request import Target
 from .settings import Settings
@@ -66,13 +66,11 @@ class _Transient(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
-        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
-        self.response = response
 
 
 class GraphClient:
@@ -150,7 +148,7 @@ class GraphClient:
                         raise _Transient(
                             f"Graph answered {response.status_code}",
                             status=response.status_code,
-                            retry_after=_retry_after(response),
+                            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                         )
         except _Transient as exc:
             raise ServiceUnavailable(
@@ -210,20 +208,3 @@ def _rejection(response: httpx.Response, target: Target) -> ProvisioningError:
     if status in (401, 403):
         return IdentityNotAllowed(f"Graph refused the app's identity ({detail})", code=code or "graphForbidden")
     return CredentialsRejected(detail, code=code or f"graph{status}")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    header = response.headers.get("Retry-After")
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        from datetime import datetime
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import IdentityNotAllowed, InvalidRequest, PolicyRefused, ReferenceUnresolvable, ServiceUnavailable
+from .errors import (
+    IdentityNotAllowed,
+    InvalidRequest,
+    PolicyRefused,
+    ReferenceUnresolvable,
+    ServiceUnavailable,
+    retry_after_seconds,
+)
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -300,10 +307,4 @@ def _kv_code(exc: Any) -> str:
 
 def _retry_after(exc: Any) -> float | None:
     response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    header = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(header)) if header else None
-    except ValueError:
-        return None
+    return None if response is None else retry_after_seconds(response.headers.get("Retry-After"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +39,10 @@ def decode_queue_message(body: bytes | str) -> str:
     ``host.json`` sets ``messageEncoding`` to ``none`` so that this code, not the host, decodes: a message that
     is not base64 then ends in a ``rejected`` outcome instead of failing before the function runs.
     """
-    text = body.decode("utf-8", errors="strict") if isinstance(body, bytes) else body
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        raise InvalidRequest("the queue message is not UTF-8 text") from None
     stripped = text.strip()
     if stripped.startswith(("{", "[")):
         return stripped
@@ -61,8 +63,7 @@ async def from_queue(get_pipeline: Callable[[], Pipeline], body: bytes | str, *,
         raise RetryableFailure(configuration_outcome(exc, trigger="queue", dequeue_count=dequeue_count)) from None
     try:
         text = decode_queue_message(body)
-    except (InvalidRequest, UnicodeDecodeError) as exc:
-        error = exc if isinstance(exc, InvalidRequest) else InvalidRequest("the queue message is not UTF-8 text")
+    except InvalidRequest as error:
         return pipeline.refuse(error, trigger="queue", dequeue_count=dequeue_count)
     return _settle(await pipeline.run(text, trigger="queue", dequeue_count=dequeue_count))
 
@@ -78,12 +79,7 @@ async def from_event(
         pipeline = get_pipeline()
     except SettingsError as exc:
         raise RetryableFailure(configuration_outcome(exc, trigger="eventGrid")) from None
-    if isinstance(data, bytes | str):
-        text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            return pipeline.refuse(InvalidRequest("the event's data is not a JSON object"), trigger="eventGrid")
+    # data is the request as an object, or as JSON text: the pipeline's parser takes both.
     return _settle(await pipeline.run(data, trigger="eventGrid"))
 
 

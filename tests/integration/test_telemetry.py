@@ -15,6 +15,7 @@ from shared import telemetry
 from tests.conftest import CANARIES, SCIM_URL, SP_ID, request_body
 from tests.standins import IngestionStandIn
 from tests.test_cli import cli
+from tests.triggers.test_http_trigger import call_sp
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT_DIMENSIONS = {
@@ -50,18 +51,8 @@ def outcome_events(app_env, correlation_id: str) -> list[dict]:
     ]
 
 
-async def call_http(body: dict) -> func.HttpResponse:
-    request = func.HttpRequest(
-        "POST",
-        f"https://app.example/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
-        route_params={"id": SP_ID},
-        body=json.dumps(body).encode(),
-    )
-    return await function_app.acquire_for_service_principal.build().get_user_function()(request)
-
-
 async def test_each_outcome_is_one_custom_event_with_the_outcome_fields_as_dimensions(app_env):
-    response = await call_http(request_body(servicePrincipalId=None, correlationId="telemetry-ok"))
+    response = await call_sp(request_body(servicePrincipalId=None, correlationId="telemetry-ok"))
     outcome = json.loads(response.get_body())
     [event] = wait_for(lambda: outcome_events(app_env, "telemetry-ok"))
     assert event["name"] == "Microsoft.ApplicationInsights.Event"
@@ -78,7 +69,7 @@ async def test_each_outcome_is_one_custom_event_with_the_outcome_fields_as_dimen
 
 
 async def test_graph_key_vault_and_token_calls_are_dependencies_of_the_request(app_env):
-    await call_http(request_body(servicePrincipalId=None, correlationId="telemetry-deps"))
+    await call_sp(request_body(servicePrincipalId=None, correlationId="telemetry-deps"))
     [event] = wait_for(lambda: outcome_events(app_env, "telemetry-deps"))
     operation = event["tags"]["ai.operation.id"]
 
@@ -104,7 +95,7 @@ async def test_graph_key_vault_and_token_calls_are_dependencies_of_the_request(a
 
 async def test_a_rejection_carries_graphs_error_code(app_env):
     app_env.graph.service_principals[SP_ID] = {"SecretToken": "other"}
-    await call_http(request_body(servicePrincipalId=None, correlationId="telemetry-rejected"))
+    await call_sp(request_body(servicePrincipalId=None, correlationId="telemetry-rejected"))
     [event] = wait_for(lambda: outcome_events(app_env, "telemetry-rejected"))
     dims = event["data"]["baseData"]["properties"]
     assert (dims["outcome"], dims["graphStatus"]) == ("rejected", "400")
@@ -112,7 +103,7 @@ async def test_a_rejection_carries_graphs_error_code(app_env):
 
 
 async def test_outcome_count_and_duration_metrics_arrive(app_env):
-    await call_http(request_body(servicePrincipalId=None, correlationId="telemetry-metrics", dryRun=True))
+    await call_sp(request_body(servicePrincipalId=None, correlationId="telemetry-metrics", dryRun=True))
 
     def validated(name: str) -> Callable[[], list]:
         return lambda: [
@@ -127,8 +118,8 @@ async def test_outcome_count_and_duration_metrics_arrive(app_env):
 
 
 async def test_no_canary_value_is_ever_sent_to_application_insights(app_env):
-    await call_http(request_body(servicePrincipalId=None, correlationId="telemetry-canary"))
-    await call_http({"credentials": [{"key": "Password", "value": CANARIES[1]}], "correlationId": "telemetry-canary"})
+    await call_sp(request_body(servicePrincipalId=None, correlationId="telemetry-canary"))
+    await call_sp({"credentials": [{"key": "Password", "value": CANARIES[1]}], "correlationId": "telemetry-canary"})
     wait_for(lambda: outcome_events(app_env, "telemetry-canary")[1:])
     sent = app_env.ingestion.text()
     assert "telemetry-canary" in sent

@@ -2,16 +2,15 @@
 
 import json
 
-import azure.functions as func
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
 
-import function_app
 from shared.openapi import openapi_document
-from tests.conftest import SP_ID, request_body
+from tests.conftest import request_body
 from tests.standins.base import Reply
+from tests.triggers.test_http_trigger import call_sp
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +31,19 @@ def test_the_document_is_valid_openapi_3_1(document):
     assert document["openapi"] == "3.1.0"
 
 
-async def call(body) -> func.HttpResponse:
-    request = func.HttpRequest(
-        "POST",
-        f"https://app.example/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
-        route_params={"id": SP_ID},
-        body=json.dumps(body).encode(),
-    )
-    return await function_app.acquire_for_service_principal.build().get_user_function()(request)
-
-
 async def test_success_and_problem_replies_match_the_documented_schemas(app_env, document):
-    ok = await call(request_body(servicePrincipalId=None))
+    ok = await call_sp(request_body(servicePrincipalId=None))
     assert ok.status_code == 200
     validator(document, "Outcome").validate(json.loads(ok.get_body()))
     operation = document["paths"]["/servicePrincipals/{id}/synchronization/acquireAccessToken"]["post"]
     problems = [
-        await call({"credentials": "nope"}),
-        await call(request_body(servicePrincipalId=None, credentials=[{"key": "SecretToken", "secretRef": "missing"}])),
+        await call_sp({"credentials": "nope"}),
+        await call_sp(
+            request_body(servicePrincipalId=None, credentials=[{"key": "SecretToken", "secretRef": "missing"}])
+        ),
     ]
     app_env.graph.fail_next(*[Reply(503, {"error": {"code": "ServiceUnavailable", "message": "x"}})] * 4)
-    problems.append(await call(request_body(servicePrincipalId=None)))
+    problems.append(await call_sp(request_body(servicePrincipalId=None)))
     assert [p.status_code for p in problems] == [400, 422, 503]
     for reply in problems:
         assert str(reply.status_code) in operation["responses"]
