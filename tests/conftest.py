@@ -68,13 +68,13 @@ def no_canary_leaves_the_app(stack: Stack) -> Iterator[None]:
     ours.setLevel(logging.DEBUG)  # every record of the app's own code, at every level
     yield
     ours.setLevel(level)
+    assert everything in root.handlers, "the canary handler was detached during the session"
     root.removeHandler(everything)
     from shared import telemetry
 
     telemetry.flush()
     sent = stack.ingestion.text(since_start=True)
     logged = "\n".join(everything.texts)
-    assert everything.texts, "the session logged nothing: is the handler attached?"
     leaked = [canary for canary in CANARIES if canary in sent or canary in logged]
     assert not leaked, f"canary values left the app (logs or telemetry): {leaked}"
 
