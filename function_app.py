@@ -12,8 +12,10 @@ from shared.openapi import openapi_document
 from shared.request import TargetType
 from shared.runtime import get_pipeline
 from shared.settings import Settings, SettingsError
+from shared.telemetry import hold_sdk_loggers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+hold_sdk_loggers()  # the worker set the root logger to INFO: the SDKs' HTTP logging must not feed telemetry
 
 try:
     Settings.from_env()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.standins import Stack, TestCA
+from standins import Stack, TestCA
 
 SP_ID, SCIM_URL = sys.argv[1], sys.argv[2]
 TOKEN = sys.argv[3]

@@ -126,6 +126,17 @@ async def _acquire(raw: Any) -> Outcome:
         flush()
 
 
+def _demo() -> int:
+    """The offline demo lives with the stand-ins (``standins/``), which the deployed app does not ship."""
+    try:
+        from standins.demo import run_demo
+    except ImportError:
+        print("error: the demo needs the project's standins/ folder; run it from the project root", file=sys.stderr)
+        return 1
+    result: int = run_demo()
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -137,9 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .queueing import enqueue_main
 
             return enqueue_main(_read(args.request), args)
-        from .demo import run_demo
-
-        return run_demo()
+        return _demo()
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

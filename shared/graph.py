@@ -194,7 +194,8 @@ def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
         error = response.json().get("error", {})
         code = error.get("code")
         message = error.get("message")
-        return (str(code) if code else None, str(message)[:500] if message else None)
+        # The whole message: it is redacted of the request's secrets before anything shortens it.
+        return (str(code) if code else None, str(message) if message else None)
     except Exception:  # noqa: BLE001 - a body that is not Graph's error JSON has no code
         return None, None
 

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from .settings import Settings, SettingsError
 
-__all__ = ["health"]
+__all__ = ["HOST_EXPRESSION_SETTINGS", "health"]
+
+# Settings the Functions host reads itself, in a trigger's ``%NAME%`` binding expression. The host has no default
+# for them: when one is missing, the function that names it is not run at all, whatever the app's code defaults to.
+HOST_EXPRESSION_SETTINGS: dict[str, str] = {
+    "REQUEST_QUEUE_NAME": "the queue trigger (acquire_from_queue)",
+}
 
 
 def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, object]]:
     """200 and a summary of the effective settings, or 503 naming the setting that cannot be parsed."""
+    env = os.environ if environ is None else environ
+    problems = [
+        {
+            "setting": name,
+            "problem": f"unset: the Functions host resolves %{name}% for {function} from the app settings and has "
+            "no default, so that function does not run",
+        }
+        for name, function in HOST_EXPRESSION_SETTINGS.items()
+        if not (env.get(name) or "").strip()
+    ]
     try:
-        settings = Settings.from_env(environ)
+        settings = Settings.from_env(env)
     except SettingsError as exc:
-        return 503, {"status": "unhealthy", "problems": [{"setting": exc.setting, "problem": exc.problem}]}
+        problems.insert(0, {"setting": exc.setting, "problem": exc.problem})
+    if problems:
+        return 503, {"status": "unhealthy", "problems": problems}
     warnings = []
     if not settings.key_vault_allowed_hosts:
         warnings.append("KEY_VAULT_ALLOWED_HOSTS and KEY_VAULT_URI are unset: every Key Vault reference is refused")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .keys import SYNCHRONIZATION_SECRET_KEYS
+from .request import correlation_id_pattern
 
 __all__ = ["openapi_document"]
 
@@ -17,4 +18,5 @@ def openapi_document() -> dict[str, Any]:
     document: dict[str, Any] = json.loads((Path(__file__).with_name("openapi.json")).read_text(encoding="utf-8"))
     # The key enum has one source: shared/keys.py.
     document["components"]["schemas"]["Credential"]["properties"]["key"]["enum"] = list(SYNCHRONIZATION_SECRET_KEYS)
+    document["components"]["schemas"]["CorrelationId"]["pattern"] = correlation_id_pattern()
     return document

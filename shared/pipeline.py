@@ -25,6 +25,7 @@ __all__ = ["Pipeline", "configuration_outcome"]
 log = logging.getLogger(__name__)
 
 _MIN_REDACT = 4
+MAX_MESSAGE_CHARS = 600
 
 
 class Pipeline:
@@ -154,12 +155,18 @@ def _fail(outcome: Outcome, error: ProvisioningError, secrets: list[str]) -> Non
     outcome.http_status = error.http_status
     outcome.retry_after = error.retry_after
     outcome.error_code = error.code
-    outcome.error_message = _redact(error.message, secrets)
+    outcome.error_message = safe_message(error.message, secrets)
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    """Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out."""
+def safe_message(text: str, secrets: list[str]) -> str:
+    """A message fit to leave the app: the request's secrets redacted first, then shortened, never the reverse.
+
+    Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out; shortening only after
+    that means a cut can never leave the first characters of a secret behind.
+    """
     for secret in sorted(set(secrets), key=len, reverse=True):
         if len(secret) >= _MIN_REDACT and secret in text:
             text = text.replace(secret, "***")
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text

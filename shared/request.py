@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, model_validator
@@ -28,9 +29,12 @@ __all__ = [
 MAX_BODY_BYTES = 64 * 1024
 MAX_VALUE_BYTES = 8 * 1024
 MAX_CREDENTIALS = 32
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_PRINTABLE = re.compile(r"^[\x20-\x7e]{1,128}$")
+MAX_CORRELATION_ID = 128
+# Control, format, surrogate, line and paragraph separator characters: invisible or able to forge a log line.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _KEYS = frozenset(SYNCHRONIZATION_SECRET_KEYS)
 
 TargetType = Literal["servicePrincipal", "application"]
@@ -41,7 +45,8 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
         alias_generator=to_camel,
-        populate_by_name=True,
+        # Only the camelCase names are fields: ``dry_run`` or ``service_principal_id`` is an unknown field.
+        populate_by_name=False,
         hide_input_in_errors=True,
     )
 
@@ -93,8 +98,8 @@ class AcquireRequest(_Model):
             if credential.key in seen:
                 raise ValueError(f"credential key {credential.key!r} appears more than once")
             seen.add(credential.key)
-        if self.correlation_id is not None and not _PRINTABLE.match(self.correlation_id):
-            raise ValueError("'correlationId' must be 1 to 128 printable ASCII characters")
+        if self.correlation_id is not None:
+            _check_correlation_id(self.correlation_id)
         return self
 
     @property
@@ -106,6 +111,35 @@ class AcquireRequest(_Model):
     @property
     def credential_keys(self) -> list[str]:
         return [c.key for c in self.credentials]
+
+
+def _check_correlation_id(value: str) -> None:
+    if not 1 <= len(value) <= MAX_CORRELATION_ID:
+        raise ValueError(f"'correlationId' must be 1 to {MAX_CORRELATION_ID} printable characters")
+    for position, character in enumerate(value):
+        if unicodedata.category(character) in _UNPRINTABLE_CATEGORIES:
+            raise ValueError(
+                f"'correlationId' must be 1 to {MAX_CORRELATION_ID} printable characters: character {position + 1} "
+                f"is a control, format or separator character (U+{ord(character):04X})"
+            )
+
+
+def correlation_id_pattern() -> str:
+    """A regular expression for ``correlationId`` (for the OpenAPI document): no character of the refused kinds.
+
+    Built from this interpreter's Unicode tables, as the check is; surrogates are left out (UTF-8 JSON cannot
+    carry one, and a pattern cannot name one).
+    """
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF or unicodedata.category(chr(code)) not in _UNPRINTABLE_CATEGORIES:
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    excluded = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+    return f"^[^{excluded}]+$"
 
 
 def parse_request(raw: bytes | str | Any, *, target: Target | None = None) -> AcquireRequest:
@@ -133,6 +167,8 @@ def _decode(raw: bytes | str | Any) -> Any:
         raw = bytes(raw)
         if len(raw) > MAX_BODY_BYTES:
             raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
+        if raw.startswith(_UTF8_BOM):  # Windows tools write one; it is not part of the JSON
+            raw = raw[len(_UTF8_BOM) :]
         if not raw.strip():
             raise InvalidRequest("the request is empty")
         try:
@@ -140,12 +176,13 @@ def _decode(raw: bytes | str | Any) -> Any:
         except UnicodeDecodeError:
             raise InvalidRequest("the request is not UTF-8 text") from None
     if isinstance(raw, str):
-        if len(raw.encode("utf-8")) > MAX_BODY_BYTES:
+        raw = raw.removeprefix("\ufeff")
+        if len(raw.encode("utf-8", errors="surrogatepass")) > MAX_BODY_BYTES:
             raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
         if not raw.strip():
             raise InvalidRequest("the request is empty")
         try:
-            return json.loads(raw)
+            return json.loads(raw, object_pairs_hook=_unique_members)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(
                 f"the request is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
@@ -153,6 +190,20 @@ def _decode(raw: bytes | str | Any) -> Any:
         except RecursionError:
             raise InvalidRequest("the request is nested too deeply") from None
     return raw
+
+
+class _DuplicateMember(InvalidRequest):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that repeats a member is refused: never last-one-wins."""
+    data: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in data:
+            raise _DuplicateMember(f"the member {name[:64]!r} appears more than once in one JSON object")
+        data[name] = value
+    return data
 
 
 def _describe(exc: ValidationError) -> str:

@@ -33,13 +33,38 @@ if TYPE_CHECKING:
 
     from .outcome import Outcome
 
-__all__ = ["EVENT_NAME", "configure", "emit_outcome", "flush", "span"]
+__all__ = ["EVENT_NAME", "EXPORTED_LOGGER", "configure", "emit_outcome", "flush", "hold_sdk_loggers", "span"]
 
 EVENT_NAME = "AcquireAccessTokenOutcome"
 CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
 
+# Only this logger's records (and its children's) are exported: never the root logger, which the Functions Python
+# worker sets to INFO and on which the exporter's and azure-core's own HTTP logging lands. Exporting those makes an
+# export log more records, which are exported in turn: a loop that never goes idle. In Azure the worker configures
+# Azure Monitor itself, with the logger named by the app setting PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME, which the
+# infra and local.settings.sample.json set to this same name.
+EXPORTED_LOGGER = "shared"
+
+# Loggers that speak about every HTTP request the SDKs send, the exporter's own included. They are held at WARNING,
+# so that even a handler on the root logger cannot turn one export into more.
+SDK_HTTP_LOGGERS = (
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.monitor.opentelemetry.exporter",
+    "azure.identity",
+    "httpx",
+    "httpcore",
+)
+
 outcome_log = logging.getLogger("shared.outcome")
 outcome_log.setLevel(logging.INFO)
+
+
+def hold_sdk_loggers() -> None:
+    """Hold the SDKs' per-request loggers at WARNING (they stay quieter if someone set them higher)."""
+    for name in SDK_HTTP_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if sdk_logger.level < logging.WARNING:
+            sdk_logger.setLevel(logging.WARNING)
 
 
 @cache
@@ -71,6 +96,7 @@ _configured = False
 def configure(connection_string: str | None) -> bool:
     """Send telemetry to Application Insights, once per process. Returns whether this call configured it."""
     global _configured
+    hold_sdk_loggers()
     with _lock:
         if _configured or not connection_string:
             return False
@@ -85,6 +111,7 @@ def configure(connection_string: str | None) -> bool:
 
         configure_azure_monitor(
             connection_string=connection_string,
+            logger_name=EXPORTED_LOGGER,
             enable_live_metrics=False,  # a worker or a CLI run, not a long-lived server to watch live
             instrumentation_options={
                 name: {"enabled": False}

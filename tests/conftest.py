@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.standins import Stack, TestCA
+from standins import Stack, TestCA
 
 _CA_DIR = Path(tempfile.mkdtemp(prefix="standin-ca-"))
 CA = TestCA(_CA_DIR)
@@ -155,7 +155,7 @@ def request_body(**overrides: object) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[object]:
-    from tests.azurite import Azurite
+    from standins.azurite import Azurite
 
     emulator = Azurite()
     yield emulator

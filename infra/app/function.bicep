@@ -74,6 +74,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: applicationInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY', value: 'true' }
+        // Export only the app's own loggers: the root logger also carries the exporter's own HTTP logging,
+        // and exporting that feeds itself.
+        { name: 'PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME', value: 'shared' }
         // The app's own settings (CONTRACT section 5).
         { name: 'KEY_VAULT_URI', value: keyVaultUri }
         { name: 'REQUEST_QUEUE_NAME', value: requestQueueName }

@@ -5,8 +5,8 @@ import json
 
 from shared.runtime import build_pipeline
 from shared.settings import Settings
+from standins.base import Reply
 from tests.conftest import APP_ID, CANARY_PASSWORD, CANARY_TOKEN, SCIM_URL, SP_ID, UNKNOWN_ID, request_body
-from tests.standins.base import Reply
 
 
 def body(**overrides: object) -> bytes:

@@ -12,8 +12,8 @@ import pytest
 
 import function_app
 from shared import telemetry
+from standins import IngestionStandIn
 from tests.conftest import CANARIES, SCIM_URL, SP_ID, request_body
-from tests.standins import IngestionStandIn
 from tests.test_cli import cli
 from tests.triggers.test_http_trigger import call_sp
 

@@ -15,8 +15,8 @@ from azure.functions.queue import QueueMessage
 
 import function_app
 from shared.triggers import RetryableFailure
+from standins.base import Reply
 from tests.conftest import SP_ID, request_body
-from tests.standins.base import Reply
 
 
 @dataclass

@@ -7,8 +7,8 @@ import azure.functions as func
 import pytest
 
 import function_app
+from standins.base import Reply
 from tests.conftest import APP_ID, CANARIES, CANARY_TOKEN, SCIM_URL, SP_ID, UNKNOWN_ID, request_body
-from tests.standins.base import Reply
 
 
 def user_function(builder):
@@ -218,6 +218,39 @@ def test_health_names_a_setting_that_cannot_be_parsed(app_env, monkeypatch):
     assert payload(response)["problems"] == [
         {"setting": "SECRET_CACHE_SECONDS", "problem": "must be a number, not 'forever'"}
     ]
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_health_names_a_missing_setting_the_host_needs_for_a_binding_expression(app_env, monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv("REQUEST_QUEUE_NAME")
+    else:
+        monkeypatch.setenv("REQUEST_QUEUE_NAME", value)
+    response = user_function(function_app.health_check)(get("health"))
+    assert response.status_code == 503
+    [problem] = payload(response)["problems"]
+    assert problem["setting"] == "REQUEST_QUEUE_NAME"
+    assert "%REQUEST_QUEUE_NAME%" in problem["problem"]
+    assert "no default" in problem["problem"]
+
+
+def test_health_lists_every_problem_at_once(app_env, monkeypatch):
+    monkeypatch.delenv("REQUEST_QUEUE_NAME")
+    monkeypatch.setenv("GRAPH_MAX_ATTEMPTS", "many")
+    response = user_function(function_app.health_check)(get("health"))
+    assert [p["setting"] for p in payload(response)["problems"]] == ["GRAPH_MAX_ATTEMPTS", "REQUEST_QUEUE_NAME"]
+
+
+def test_every_binding_expression_of_the_app_is_a_setting_health_checks(app_functions):
+    import re
+
+    from shared.health import HOST_EXPRESSION_SETTINGS
+
+    expressions = set()
+    for function in app_functions:
+        for binding in function.get_bindings():
+            expressions |= set(re.findall(r"%([A-Za-z0-9_]+)%", json.dumps(binding.get_dict_repr(), default=str)))
+    assert expressions == set(HOST_EXPRESSION_SETTINGS)
 
 
 def test_the_openapi_document_lists_exactly_the_apps_routes(app_functions):

@@ -8,8 +8,8 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 
 from shared.openapi import openapi_document
+from standins.base import Reply
 from tests.conftest import request_body
-from tests.standins.base import Reply
 from tests.triggers.test_http_trigger import call_sp
 
 

@@ -11,8 +11,8 @@ import pytest
 
 import function_app
 from shared.queueing import encode_message
+from standins.queue_host import QUEUES, QueueHost
 from tests.conftest import CANARIES, SP_ID, request_body
-from tests.queue_host import QUEUES, QueueHost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -96,3 +96,91 @@ def test_an_inline_value_never_appears_in_the_error_message():
     message += problem(request_body(credentials=[{"key": "Password", "value": [secret]}]))
     message += problem(request_body(credentials=[{"key": secret[:10], "value": secret}]))
     assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (request_body(dry_run=True), "dry_run"),
+        (request_body(correlation_id="x"), "correlation_id"),
+        (request_body(servicePrincipalId=None, service_principal_id=SP_ID), "service_principal_id"),
+        (request_body(servicePrincipalId=None, application_id=APP_ID), "application_id"),
+        (request_body(credentials=[{"key": "SecretToken", "secret_ref": "scim-token"}]), "credentials[0].secret_ref"),
+        (request_body(credentials=[{"Key": "Url", "value": "x"}]), "credentials[0].Key"),
+        (request_body(DryRun=True), "DryRun"),
+    ],
+)
+def test_only_the_camel_case_names_are_fields(body, field):
+    assert f"{field}: unknown field" in problem(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "member"),
+    [
+        (
+            f'{{"servicePrincipalId": "{SP_ID}", "servicePrincipalId": "{APP_ID}", "credentials": []}}',
+            "servicePrincipalId",
+        ),
+        (
+            f'{{"servicePrincipalId": "{SP_ID}", "credentials": [{{"key": "Url", "key": "Password", "value": "x"}}]}}',
+            "key",
+        ),
+        (f'{{"servicePrincipalId": "{SP_ID}", "dryRun": true, "dryRun": false, "credentials": []}}', "dryRun"),
+        ('{"a": {"b": 1, "b": 2}}', "b"),
+    ],
+)
+def test_a_member_repeated_in_one_object_is_refused_at_every_level_never_last_one_wins(raw, member):
+    for form in (raw, raw.encode()):
+        assert f"the member '{member}' appears more than once" in problem(form)
+
+
+def test_the_same_member_in_two_different_objects_is_fine():
+    body = request_body(credentials=[{"key": "Url", "value": "a"}, {"key": "BaseAddress", "value": "b"}])
+    assert parse(body).credential_keys == ["Url", "BaseAddress"]
+
+
+def test_a_leading_utf8_byte_order_mark_is_ignored():
+    text = json.dumps(request_body())
+    assert parse_request(b"\xef\xbb\xbf" + text.encode()).target.id == SP_ID
+    assert parse_request("\ufeff" + text).target.id == SP_ID
+    assert "the request is empty" in problem(b"\xef\xbb\xbf")
+
+
+@pytest.mark.parametrize(
+    "value", ["ticket-4711", "Störung 42", "工单-4711", "🎫 4711", "a" * 128, "x", "tab-free text"]
+)
+def test_a_correlation_id_is_any_printable_unicode_text(value):
+    assert parse(request_body(correlationId=value)).correlation_id == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a" * 129,
+        "tab\there",
+        "nul\x00",
+        "del\x7f",
+        "c1\x85",
+        "zero\u200bwidth",
+        "bidi\u202eoverride",
+        "bom\ufeff",
+        "line\u2028sep",
+        "para\u2029sep",
+        "tag\U000e0001",
+    ],
+)
+def test_a_correlation_id_with_control_or_format_characters_is_refused(value):
+    assert "'correlationId' must be 1 to 128 printable characters" in problem(request_body(correlationId=value))
+
+
+def test_the_openapi_pattern_for_correlation_ids_agrees_with_the_check():
+    import re
+
+    from shared.request import correlation_id_pattern
+
+    pattern = re.compile(correlation_id_pattern())
+    for good in ["ticket-4711", "Störung 42", "🎫 4711"]:
+        assert pattern.match(good)
+    for bad in ["tab\there", "zero\u200bwidth", "bidi\u202eoverride", "tag\U000e0001", "line\u2028sep"]:
+        assert not pattern.match(bad)

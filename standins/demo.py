@@ -3,7 +3,7 @@
 Starts the stand-ins (managed identity, Key Vault, Graph) and Azurite, points the app settings at them, puts a
 secret in the stand-in vault, then sends one request through the HTTP trigger and one through the queue
 (enqueued as ``python -m shared enqueue`` does, handed to the queue trigger as the host would), and prints each
-outcome and what each stand-in saw. It lives beside the stand-ins (``tests/``), not in ``shared/``, because it
+outcome and what each stand-in saw. It lives beside the stand-ins (``standins/``), not in ``shared/``, because it
 drives ``function_app``.
 """
 
@@ -37,14 +37,14 @@ def _mask(value: str) -> str:
 
 
 def run_demo() -> int:
-    from tests.standins import Stack, TestCA
+    from standins import Stack, TestCA
 
     ca = TestCA(Path(tempfile.mkdtemp(prefix="demo-ca-")))
     os.environ["SSL_CERT_FILE"] = str(ca.bundle)  # before aiohttp is imported
     stack = Stack(ca)
     azurite = None
     try:
-        from tests.azurite import Azurite
+        from standins.azurite import Azurite
 
         azurite = Azurite()
         os.environ.update(stack.environment())
@@ -84,7 +84,7 @@ async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, A
     import function_app
     from shared.queueing import enqueue
     from shared.runtime import get_pipeline
-    from tests.queue_host import QueueHost
+    from standins.queue_host import QueueHost
 
     body = {
         "credentials": [
