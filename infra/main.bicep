@@ -20,8 +20,16 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Object id of the user running azd; gets Key Vault Secrets Officer to put the first secrets in. Empty: none.')
+@description('Object id of the principal running azd; gets Key Vault Secrets Officer to put the first secrets in. Empty: none.')
 param principalId string = ''
+
+@description('Kind of principal running azd: User when signed in as a person, ServicePrincipal from a pipeline (azd sets AZURE_PRINCIPAL_TYPE).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
 
 @description('Microsoft Graph application permission for acquireAccessToken. Application.ReadWrite.OwnedBy is the least privileged (the identity must own each target application and service principal); Synchronization.ReadWrite.All covers every target in the tenant.')
 @allowed([
@@ -30,8 +38,8 @@ param principalId string = ''
 ])
 param graphPermission string = 'Application.ReadWrite.OwnedBy'
 
-@description('Grant the Graph permission in this deployment (needs a deployer who may grant app roles: Privileged Role Administrator or Global Administrator). False: the postprovision hook prints the command for an administrator.')
-param grantGraphPermission bool = true
+@description('Grant the Graph permission in this deployment. Off by default: granting a tenant-wide application permission needs a Privileged Role Administrator (or Global Administrator), and a deployment should not do it silently. Off: the postprovision hook prints the exact grant for an administrator, who may instead opt in with GRANT_GRAPH_PERMISSION=true.')
+param grantGraphPermission bool = false
 
 @description('ALLOWED_TARGETS app setting: comma-separated object ids that may be authorized. Empty: any.')
 param allowedTargets string = ''
@@ -39,9 +47,9 @@ param allowedTargets string = ''
 @description('REQUIRED_APP_ROLE app setting: app role HTTP callers must hold (with App Service Authentication). Empty: function keys only.')
 param requiredAppRole string = ''
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Most instances the Flex Consumption plan may scale out to.')
+@description('Most instances the Flex Consumption plan may scale out to: Flex Consumption takes 40 to 1000.')
 param maximumInstanceCount int = 40
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -142,6 +150,7 @@ module rbac 'app/rbac.bicep' = {
     eventGridPrincipalId: eventGrid.outputs.principalId
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
   }
 }
 

@@ -7,6 +7,7 @@ Bicep cannot be compiled here (its CLI downloads a binary), so this parses and s
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def test_the_app_settings_match_the_contract():
     )  # Flex Consumption refuses it: the runtime is in functionAppConfig
     assert "name: 'python'" in function
     assert "version: '3.11'" in function
+    assert "{ name: 'PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME', value: 'shared' }" in function
     assert "httpsOnly: true" in function
     assert "minTlsVersion: '1.2'" in function
 
@@ -157,6 +159,103 @@ def test_main_parameters_cover_the_parameters_without_defaults():
     required = {name for name, default in declared if not default}
     assert required <= set(params)
     assert set(params) <= {name for name, _ in declared}
+
+
+def test_flex_consumption_gets_no_ftps_state():
+    # Flex Consumption refuses siteConfig.ftpsState (ARM error 51021): FTP does not exist there.
+    for path in INFRA.rglob("*.bicep"):
+        assert not re.search(r"^\s*ftpsState\s*:", path.read_text(), flags=re.M), path.name
+
+
+def test_the_instance_count_is_bounded_as_flex_consumption_takes_it():
+    main = text("main.bicep")
+    declaration = main.split("param maximumInstanceCount int")[0].rsplit("\n\n", 1)[-1]
+    assert "@minValue(40)" in declaration
+    assert "@maxValue(1000)" in declaration
+    default = int(re.search(r"param maximumInstanceCount int = (\d+)", main).group(1))
+    assert 40 <= default <= 1000
+    assert "MAXIMUM_INSTANCE_COUNT=40}" in text("main.parameters.json")
+
+
+def test_the_graph_permission_is_not_granted_unless_an_administrator_opts_in():
+    assert "param grantGraphPermission bool = false" in text("main.bicep")
+    assert '"${GRANT_GRAPH_PERMISSION=false}"' in text("main.parameters.json")
+    assert "GRAPH_PERMISSION_GRANTED:-false" in text("hooks/postprovision.sh")
+
+
+def test_the_postprovision_hook_prints_the_exact_grant_when_not_granted(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "AZURE_IDENTITY_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "GRAPH_PERMISSION": "Synchronization.ReadWrite.All",
+        "GRAPH_PERMISSION_GRANTED": "false",
+    }
+    result = subprocess.run(
+        ["sh", str(INFRA / "hooks" / "postprovision.sh")], env=env, capture_output=True, text=True, check=True
+    )
+    assert "Privileged Role Administrator" in result.stdout
+    assert "appRoles[?value=='Synchronization.ReadWrite.All']" in result.stdout
+    assert "/servicePrincipals/11111111-2222-3333-4444-555555555555/appRoleAssignments" in result.stdout
+
+
+def test_role_assignments_for_the_deployer_take_the_principal_type_azd_supplies():
+    rbac = text("app/rbac.bicep")
+    assert "principalType: 'User'" not in rbac
+    assert rbac.count("principalType: deployerPrincipalType") == 3
+    assert "deployerPrincipalType: principalType" in text("main.bicep")
+    assert '"principalType": { "value": "${AZURE_PRINCIPAL_TYPE=User}" }' in text("main.parameters.json")
+
+
+def run_postdeploy(tmp_path: Path, az_script: str | None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "dirname", "cat"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    calls = tmp_path / "az-calls"
+    if az_script is not None:
+        az = bin_dir / "az"
+        az.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n{az_script}\n')
+        az.chmod(0o755)
+    env = {
+        "PATH": str(bin_dir),
+        "AZURE_RESOURCE_GROUP": "rg-dev",
+        "AZURE_SUBSCRIPTION_ID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "AZURE_TENANT_ID": "tttttttt-0000-0000-0000-000000000000",
+        "AZURE_EVENTGRID_TOPIC_NAME": "evgt-x",
+        "AZURE_FUNCTION_NAME": "func-x",
+        "AZURE_STORAGE_ACCOUNT_NAME": "stx",
+    }
+    result = subprocess.run(
+        [str(bin_dir / "sh"), str(INFRA / "hooks" / "postdeploy.sh")], env=env, capture_output=True, text=True
+    )
+    return result, calls
+
+
+def test_the_postdeploy_hook_fails_clearly_without_the_azure_cli(tmp_path):
+    result, _ = run_postdeploy(tmp_path, None)
+    assert result.returncode != 0
+    assert "Azure CLI (az) is needed" in result.stderr
+    assert "az login --tenant tttttttt-0000-0000-0000-000000000000" in result.stderr
+
+
+def test_the_postdeploy_hook_fails_clearly_when_az_is_not_signed_in(tmp_path):
+    result, calls = run_postdeploy(tmp_path, 'case "$1 $2" in "account show") exit 1;; esac')
+    assert result.returncode != 0
+    assert "not signed in" in result.stderr
+    assert "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee" in result.stderr
+    assert "azd hooks run postdeploy" in result.stderr
+    assert "deployment" not in calls.read_text()
+
+
+def test_the_postdeploy_hook_deploys_into_azds_subscription(tmp_path):
+    result, calls = run_postdeploy(tmp_path, "exit 0")
+    assert result.returncode == 0, result.stderr
+    account, deployment = calls.read_text().splitlines()
+    assert account.startswith("account show --subscription aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    assert deployment.startswith("deployment group create --subscription aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    assert "--resource-group rg-dev" in deployment
 
 
 def test_azd_hooks_are_valid_shell():

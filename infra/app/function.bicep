@@ -54,10 +54,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // No ftpsState: FTP does not exist on Flex Consumption, which refuses the property (ARM error 51021)
+    // checkov:skip=CKV_AZURE_78: FTP does not exist on Flex Consumption, and setting siteConfig.ftpsState there is refused
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       cors: {

@@ -6,8 +6,15 @@ param applicationInsightsName string
 param eventGridTopicName string
 param eventGridPrincipalId string
 param deadLetterContainerName string
-@description('The user running azd; empty for none.')
+@description('The principal running azd; empty for none.')
 param deployerPrincipalId string
+@description('User, or ServicePrincipal when azd runs in a pipeline.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param deployerPrincipalType string = 'User'
 
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -101,7 +108,7 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   scope: vault
   properties: {
     principalId: deployerPrincipalId
-    principalType: 'User'
+    principalType: deployerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
   }
 }
@@ -111,7 +118,7 @@ resource deployerQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: storage
   properties: {
     principalId: deployerPrincipalId
-    principalType: 'User'
+    principalType: deployerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
   }
 }
@@ -121,7 +128,7 @@ resource deployerEventSender 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: topic
   properties: {
     principalId: deployerPrincipalId
-    principalType: 'User'
+    principalType: deployerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
   }
 }

@@ -4,7 +4,7 @@ set -eu
 identity="${AZURE_IDENTITY_PRINCIPAL_ID:?run through azd}"
 permission="${GRAPH_PERMISSION:-Application.ReadWrite.OwnedBy}"
 
-if [ "${GRAPH_PERMISSION_GRANTED:-true}" != "true" ]; then
+if [ "${GRAPH_PERMISSION_GRANTED:-false}" != "true" ]; then
   cat <<MSG
 The app's identity does not hold the Microsoft Graph permission yet. A Privileged Role Administrator runs:
 
