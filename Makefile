@@ -3,8 +3,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Python 3.13 runs the worker conformance suite (the Functions worker runtime needs it): PYTHON313 if given, else
+# pyenv's 3.13, else python3.13 on PATH.
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
 
-.PHONY: test demo lint typecheck security install clean bench
+.PHONY: test demo lint typecheck security install clean bench unit worker
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +36,26 @@ security: install
 	$(PY) -m bandit --quiet --recursive --severity-level medium shared function_app.py
 	$(PY) scripts/audit.py
 
-test: lint typecheck security
+$(VENV)-313/.installed: requirements.txt requirements-worker.txt
+	$(PYTHON313) -m venv $(VENV)-313
+	$(VENV)-313/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-worker.txt
+	touch $@
+
+test: lint typecheck security unit worker
+
+unit: install
 	$(PY) -m pytest
+
+# The worker conformance suite: the app indexed, loaded and invoked by the real worker runtime (tests/worker).
+worker: install
+ifeq ($(strip $(PYTHON313)),)
+	@if [ "$${CI:-}" = "true" ]; then echo "error: Python 3.13 not found (set PYTHON313): CI must run the worker conformance suite" >&2; exit 1; fi
+	@echo "!!! WARNING: Python 3.13 not found (set PYTHON313=/path/to/python3.13): the worker conformance suite" >&2
+	@echo "!!! (tests/worker, the app under the real Azure Functions worker runtime) was SKIPPED." >&2
+else
+	@$(MAKE) --no-print-directory $(VENV)-313/.installed PYTHON313=$(PYTHON313)
+	$(VENV)-313/bin/python -m pytest tests/worker
+endif
 
 $(VENV)-bench/.installed: requirements.txt requirements-dev.txt bench/requirements.txt
 	$(PYTHON) -m venv $(VENV)-bench
@@ -48,4 +69,4 @@ demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m shared demo
 
 clean:
-	rm -rf $(VENV) $(VENV)-infra $(VENV)-bench node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-infra $(VENV)-bench $(VENV)-313 node_modules .pytest_cache .mypy_cache .ruff_cache

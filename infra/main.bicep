@@ -4,7 +4,7 @@
 // shared-key access off (host storage, deployment package, the request queue), a Key Vault in RBAC mode with
 // purge protection (the provisioning secrets), Log Analytics + Application Insights with local auth off
 // (telemetry, ingested with the identity) and the outcome workbook, an Event Grid topic for request events,
-// and the Function App on the Flex Consumption plan (Python 3.11, HTTPS only, TLS 1.2+).
+// and the Function App on the Flex Consumption plan (Python 3.13 with the worker runtime pinned, HTTPS only, TLS 1.2+).
 // The identity gets: Storage Blob Data Owner + Queue Data Contributor on the storage account, Key Vault Secrets
 // User on the vault, Monitoring Metrics Publisher on Application Insights, and one Microsoft Graph application
 // permission (graph-permission.bicep).

@@ -87,7 +87,7 @@ def test_the_app_settings_match_the_contract():
         "FUNCTIONS_WORKER_RUNTIME" not in settings
     )  # Flex Consumption refuses it: the runtime is in functionAppConfig
     assert "name: 'python'" in function
-    assert "version: '3.11'" in function
+    assert "version: '3.13'" in function
     assert "{ name: 'PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME', value: 'shared' }" in function
     assert "httpsOnly: true" in function
     assert "minTlsVersion: '1.2'" in function

@@ -1,4 +1,4 @@
-// The Function App on the Flex Consumption plan: Python 3.11, the user-assigned identity for everything
+// The Function App on the Flex Consumption plan: Python 3.13 (the worker runtime pinned in requirements.txt), the user-assigned identity for everything
 // (deployment package, host storage, Key Vault, Graph, Application Insights), HTTPS only, TLS 1.2+, FTP off.
 param name string
 param planName string
@@ -103,7 +103,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        // 3.13: the app pins the worker runtime it runs on (azure-functions-runtime in requirements.txt)
+        version: '3.13'
       }
     }
   }

@@ -85,3 +85,25 @@ def test_the_reference_lists_every_status_the_openapi_document_names():
         code for path in openapi_document()["paths"].values() for op in path.values() for code in op["responses"]
     }
     assert documented <= statuses
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = (ROOT / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_every_dependency_is_pinned():
+    for name in ("requirements.txt", "requirements-dev.txt", "requirements-worker.txt", "requirements-infra.txt"):
+        for line in requirement_lines(name):
+            assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^;\s]*(\s*;\s*python_version\s*[<>=]+\s*\"3\.\d+\")?$", line), (
+                f"{name}: {line}"
+            )
+
+
+def test_python_313_deploys_with_the_worker_runtime_pinned():
+    lines = requirement_lines("requirements.txt")
+    assert 'azure-functions-runtime==1.3.0; python_version >= "3.13"' in lines
+    assert 'azure-functions==2.3.0; python_version >= "3.13"' in lines
+    assert 'azure-functions==1.26.0; python_version < "3.13"' in lines
+    function = (ROOT / "infra" / "app" / "function.bicep").read_text()
+    assert re.search(r"name: 'python'\s*\n(\s*//.*\n)*\s*version: '3\.13'", function)
