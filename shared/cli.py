@@ -19,11 +19,12 @@ EXIT_OK, EXIT_INVALID, EXIT_REJECTED, EXIT_FAILED = 0, 2, 3, 4
 
 
 def exit_code(outcome: Outcome) -> int:
+    """From the outcome's kind: succeeded or validated, an invalid request, rejected, failed."""
     if outcome.ok:
         return EXIT_OK
     if outcome.outcome == "failed":
         return EXIT_FAILED
-    return EXIT_INVALID if outcome.http_status == 400 else EXIT_REJECTED
+    return EXIT_INVALID if outcome.invalid else EXIT_REJECTED
 
 
 EXIT_CODES = {

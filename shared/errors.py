@@ -7,15 +7,21 @@ Messages name the problem and never carry a credential value or a token.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
+    "ConfigurationError",
     "CredentialsRejected",
+    "GraphRejected",
     "IdentityNotAllowed",
+    "InternalError",
     "InvalidRequest",
+    "JobAmbiguous",
+    "JobNotFound",
     "PolicyRefused",
     "ProvisioningError",
     "ReferenceUnresolvable",
+    "SecretsIncomplete",
     "ServiceUnavailable",
     "TargetNotFound",
     "retry_after_seconds",
@@ -33,11 +39,13 @@ class ProvisioningError(Exception):
         *,
         code: str | None = None,
         retry_after: float | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.retry_after = retry_after
+        self.detail = detail  # a summary for the step's result (never a secret, never user data)
 
     @property
     def retryable(self) -> bool:
@@ -95,6 +103,53 @@ class ServiceUnavailable(ProvisioningError):
     outcome = "failed"
     http_status = 503
     default_code = "serviceUnavailable"
+
+
+class GraphRejected(ProvisioningError):
+    """Graph refused a lifecycle call for a reason retrying will not fix (its 400 or 409 on a job call): 422."""
+
+    http_status = 422
+    default_code = "graphRejected"
+
+
+class SecretsIncomplete(ProvisioningError):
+    """saveSecrets would drop stored sensitive keys the request does not name (422)."""
+
+    http_status = 422
+    default_code = "secretsIncomplete"
+
+
+class JobNotFound(ProvisioningError):
+    """The service principal has no synchronization job (or not the one named) (422)."""
+
+    http_status = 422
+    default_code = "jobNotFound"
+
+
+class JobAmbiguous(ProvisioningError):
+    """The service principal has several jobs and the request did not name one (422)."""
+
+    http_status = 422
+    default_code = "jobAmbiguous"
+
+
+class ConfigurationError(ProvisioningError):
+    """An app setting cannot be parsed: failed, so queued work is kept (503, retry in a minute)."""
+
+    outcome = "failed"
+    http_status = 503
+    default_code = "configurationError"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = 60) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+
+
+class InternalError(ProvisioningError):
+    """A bug: failed and retryable (500); the details are in the app's logs, never in the reply."""
+
+    outcome = "failed"
+    http_status = 500
+    default_code = "internalError"
 
 
 def retry_after_seconds(header: str | None) -> float | None:

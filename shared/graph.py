@@ -1,27 +1,33 @@
-"""The Microsoft Graph call: ``POST /{servicePrincipals|applications}/{id}/synchronization/acquireAccessToken``.
+"""Microsoft Graph: one generic :meth:`GraphClient.send` and one thin function per synchronization endpoint.
 
-One shared ``httpx.AsyncClient`` per process; the token comes from an azure-identity credential (which caches
-it, so Graph tokens are not fetched per request). Retries on 429, 5xx, timeouts and broken connections with
-stamina, honouring ``Retry-After``, up to ``GRAPH_MAX_ATTEMPTS``. Graph's own error code is kept.
+``send`` owns the token (from an azure-identity credential, fetched once for concurrent requests and reused until
+it is about to expire), the retries (429, 5xx, timeouts and broken connections, with stamina, honouring
+``Retry-After``, up to ``GRAPH_MAX_ATTEMPTS``) and the :class:`~shared.outcome.GraphCall` record. A call that is not
+safe to repeat (``start``, ``provisionOnDemand``) is retried only when Graph cannot have acted on it: on 429, and
+when the connection could not be made. Each endpoint function maps Graph's answers to the app's errors with its own
+map: a 400 from ``start`` is not "credentials rejected".
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CredentialsRejected,
+    GraphRejected,
     IdentityNotAllowed,
+    JobNotFound,
     ProvisioningError,
     ServiceUnavailable,
     TargetNotFound,
     retry_after_seconds,
 )
+from .outcome import GraphCall, JobState
 from .request import Target
 from .settings import Settings
 
@@ -30,43 +36,30 @@ if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["GraphCall", "GraphClient"]
+__all__ = [
+    "GraphCall",
+    "GraphClient",
+    "SecretsUnreadable",
+    "acquire_access_token",
+    "get_job",
+    "get_secrets",
+    "list_jobs",
+    "provision_on_demand",
+    "put_secrets",
+    "restart_job",
+    "start_job",
+    "validate_credentials",
+]
 
 log = logging.getLogger(__name__)
 
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry when a token is fetched again
 
 
-@dataclass
-class GraphCall:
-    """What the outcome says of the Graph call (CONTRACT section 2, ``graph``)."""
-
-    status: int | None = None
-    request_id: str | None = None
-    client_request_id: str | None = None
-    error_code: str | None = None
-    attempts: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "requestId": self.request_id,
-            "clientRequestId": self.client_request_id,
-            "errorCode": self.error_code,
-            "attempts": self.attempts,
-        }
-
-
 class _Transient(Exception):
     """One attempt that may succeed if tried again."""
 
-    def __init__(
-        self,
-        reason: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -81,9 +74,12 @@ class GraphClient:
         self._token: AccessToken | None = None
         self._token_lock = asyncio.Lock()
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     async def close(self) -> None:
         await self._http.aclose()
-        await self._credential.close()
 
     async def token(self) -> str:
         """The Graph token; concurrent requests on a cold (or expiring) token wait for one fetch."""
@@ -108,14 +104,22 @@ class GraphClient:
                 "the app's identity could not get a Microsoft Graph token", code="tokenUnavailable"
             ) from None
 
-    async def acquire_access_token(
-        self, target: Target, credentials: list[tuple[str, str]], *, call: GraphCall
-    ) -> GraphCall:
-        """Call Graph; fill ``call`` as it goes (so a failure still reports attempts and ids)."""
-        url = (
-            f"{self._settings.graph_base_url}/{target.graph_collection}/{target.id}/synchronization/acquireAccessToken"
-        )
-        body = {"credentials": [{"key": key, "value": value} for key, value in credentials]}
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        call: GraphCall,
+        body: Any = None,
+        repeatable: bool = True,
+        version: str | None = None,
+    ) -> httpx.Response:
+        """One Graph request with retries; returns the final response (any status) or raises ServiceUnavailable.
+
+        ``path`` starts with ``/`` after the API version. ``repeatable=False`` marks a request Graph must not act on
+        twice: it is retried only on 429 and when no connection could be made.
+        """
+        url = f"{self._settings.graph_endpoint}/{version or self._settings.graph_api_version}{path}"
         call.client_request_id = call.client_request_id or str(uuid.uuid4())
         token = await self.token()
         max_wait = self._settings.graph_timeout_seconds
@@ -142,12 +146,13 @@ class GraphClient:
             ):
                 with attempt:
                     call.attempts += 1
-                    response = await self._post(url, body, token, call.client_request_id)
+                    response = await self._request(method, url, body, token, call.client_request_id, repeatable)
                     _record(call, response)
-                    if response.status_code == 429 or response.status_code >= 500:
+                    status = response.status_code
+                    if status == 429 or (status >= 500 and repeatable):
                         raise _Transient(
-                            f"Graph answered {response.status_code}",
-                            status=response.status_code,
+                            f"Graph answered {status}",
+                            status=status,
                             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                         )
         except _Transient as exc:
@@ -158,27 +163,43 @@ class GraphClient:
             ) from None
         if response is None:  # the loop either answers or raises; this keeps the types honest
             raise ServiceUnavailable("Graph was not called", code="graphUnreachable")
-        if response.is_success:
-            return call
-        raise _rejection(response, target)
+        return response
 
-    async def _post(self, url: str, body: dict[str, Any], token: str, client_request_id: str) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, body: Any, token: str, client_request_id: str, repeatable: bool
+    ) -> httpx.Response:
         import httpx
 
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "client-request-id": client_request_id,
+            "return-client-request-id": "true",
+        }
         try:
-            return await self._http.post(
+            return await self._http.request(
+                method,
                 url,
                 json=body,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "client-request-id": client_request_id,
-                    "return-client-request-id": "true",
-                },
+                headers=headers,
                 timeout=self._settings.graph_timeout_seconds,
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached Graph: safe to try again
+            raise _Transient(f"Graph could not be reached ({type(exc).__name__})") from None
         except httpx.TimeoutException as exc:
+            if not repeatable:
+                raise ServiceUnavailable(
+                    f"Graph did not answer in time ({type(exc).__name__}); the call may have been applied, so it "
+                    "was not repeated",
+                    code="graphTimeout",
+                ) from None
             raise _Transient(f"Graph did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            if not repeatable:
+                raise ServiceUnavailable(
+                    f"the connection to Graph broke ({type(exc).__name__}); the call may have been applied, so it "
+                    "was not repeated",
+                    code="graphUnreachable",
+                ) from None
             raise _Transient(f"Graph could not be reached ({type(exc).__name__})") from None
 
 
@@ -200,12 +221,254 @@ def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _rejection(response: httpx.Response, target: Target) -> ProvisioningError:
-    status = response.status_code
+def _detail(response: httpx.Response) -> tuple[str | None, str]:
     code, message = _graph_error(response)
-    detail = f"Graph answered {status}" + (f": {message}" if message else "")
-    if status == 404:
-        return TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    return code, f"Graph answered {response.status_code}" + (f": {message}" if message else "")
+
+
+def _common(response: httpx.Response, what: str) -> ProvisioningError | None:
+    """The answers every endpoint reads the same way: the app's identity refused."""
+    status = response.status_code
+    code, detail = _detail(response)
     if status in (401, 403):
-        return IdentityNotAllowed(f"Graph refused the app's identity ({detail})", code=code or "graphForbidden")
-    return CredentialsRejected(detail, code=code or f"graph{status}")
+        return IdentityNotAllowed(
+            f"Graph refused the app's identity for {what} ({detail})", code=code or "graphForbidden"
+        )
+    if status >= 500:  # a non-repeatable call answered 5xx once
+        return ServiceUnavailable(f"{what}: {detail}", code=code or "graphUnavailable")
+    return None
+
+
+def _sp_path(target: Target) -> str:
+    return f"/{target.graph_collection}/{target.id}/synchronization"
+
+
+def _job_path(target: Target, job_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{_sp_path(target)}/jobs/{quote(job_id, safe='')}"
+
+
+def _credentials_body(credentials: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in credentials]
+
+
+def _job_not_found(target: Target, job_id: str, detail: str, code: str | None) -> ProvisioningError:
+    return JobNotFound(f"{target.type} {target.id} has no synchronization job {job_id!r} ({detail})", code=code)
+
+
+# ---- one function per endpoint ------------------------------------------------------------------------------------
+
+
+async def acquire_access_token(
+    client: GraphClient, target: Target, credentials: list[tuple[str, str]], *, call: GraphCall
+) -> None:
+    """``POST /{servicePrincipals|applications}/{id}/synchronization/acquireAccessToken`` (204)."""
+    response = await client.send(
+        "POST",
+        f"{_sp_path(target)}/acquireAccessToken",
+        body={"credentials": _credentials_body(credentials)},
+        call=call,
+    )
+    if response.is_success:
+        return
+    error = _common(response, "acquireAccessToken")
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    raise CredentialsRejected(detail, code=code or f"graph{response.status_code}")
+
+
+async def validate_credentials(
+    client: GraphClient, target: Target, job_id: str, credentials: list[tuple[str, str]], *, call: GraphCall
+) -> None:
+    """``POST .../jobs/{jobId}/validateCredentials`` with the given credentials, never the saved ones (204)."""
+    response = await client.send(
+        "POST",
+        f"{_job_path(target, job_id)}/validateCredentials",
+        body={"useSavedCredentials": False, "credentials": _credentials_body(credentials)},
+        call=call,
+    )
+    if response.is_success:
+        return
+    error = _common(response, "validateCredentials")
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise _job_not_found(target, job_id, detail, code)
+    raise CredentialsRejected(detail, code=code or f"graph{response.status_code}")
+
+
+async def list_jobs(client: GraphClient, target: Target, *, call: GraphCall) -> list[dict[str, Any]]:
+    """``GET /servicePrincipals/{id}/synchronization/jobs``."""
+    response = await client.send("GET", f"{_sp_path(target)}/jobs", call=call)
+    if response.is_success:
+        value = _json(response).get("value")
+        return [job for job in value if isinstance(job, dict)] if isinstance(value, list) else []
+    error = _common(response, "listing synchronization jobs")
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    raise GraphRejected(f"listing synchronization jobs: {detail}", code=code)
+
+
+async def get_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> JobState:
+    """``GET .../jobs/{jobId}``: the job's status and quarantine."""
+    response = await client.send("GET", _job_path(target, job_id), call=call)
+    if response.is_success:
+        return job_state(job_id, _json(response))
+    error = _common(response, "reading the synchronization job")
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise _job_not_found(target, job_id, detail, code)
+    raise GraphRejected(f"reading synchronization job {job_id!r}: {detail}", code=code)
+
+
+def job_state(job_id: str, job: dict[str, Any]) -> JobState:
+    raw_status = job.get("status")
+    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    raw_quarantine = status.get("quarantine")
+    quarantine: dict[str, Any] | None = raw_quarantine if isinstance(raw_quarantine, dict) else None
+    return JobState(
+        id=str(job.get("id") or job_id),
+        status=_text(status.get("code")),
+        quarantine_reason=_text(quarantine.get("reason")) if quarantine else None,
+        quarantine_since=_text(quarantine.get("seriesBegan") or quarantine.get("currentBegan")) if quarantine else None,
+    )
+
+
+class SecretsUnreadable(Exception):
+    """Graph would not return the stored secrets (the read is documented on beta only)."""
+
+
+async def get_secrets(client: GraphClient, target: Target, *, call: GraphCall) -> list[tuple[str, str]]:
+    """``GET .../synchronization/secrets``: the stored set, sensitive values masked by Graph.
+
+    Documented on beta; where the configured version does not serve it, beta is asked once. Raises
+    :class:`SecretsUnreadable` when neither does.
+    """
+    versions = [client.settings.graph_api_version]
+    if versions[0] != "beta":
+        versions.append("beta")
+    for version in versions:
+        response = await client.send("GET", f"{_sp_path(target)}/secrets", call=call, version=version)
+        if response.is_success:
+            value = _json(response).get("value")
+            if not isinstance(value, list):
+                raise SecretsUnreadable("Graph's answer has no 'value' list")
+            return [
+                (str(item["key"]), str(item.get("value") or ""))
+                for item in value
+                if isinstance(item, dict) and isinstance(item.get("key"), str)
+            ]
+        error = _common(response, "reading the stored secrets")
+        if error:
+            raise error
+        if response.status_code == 404 and _detail(response)[0] == "Request_ResourceNotFound":
+            code, detail = _detail(response)
+            raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    raise SecretsUnreadable(f"Graph answered {response.status_code} to reading the stored secrets")
+
+
+async def put_secrets(client: GraphClient, target: Target, secrets: list[tuple[str, str]], *, call: GraphCall) -> None:
+    """``PUT .../synchronization/secrets`` with the whole set (204). Replacing a set with itself is harmless."""
+    response = await client.send(
+        "PUT", f"{_sp_path(target)}/secrets", body={"value": _credentials_body(secrets)}, call=call
+    )
+    if response.is_success:
+        return
+    error = _common(response, "saving secrets")
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+    raise CredentialsRejected(f"saving secrets: {detail}", code=code or f"graph{response.status_code}")
+
+
+async def start_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> None:
+    """``POST .../jobs/{jobId}/start`` (204); not repeated on 5xx or a timeout."""
+    await _job_action(client, target, job_id, "start", None, call=call, repeatable=False)
+
+
+async def restart_job(client: GraphClient, target: Target, job_id: str, reset_scope: str, *, call: GraphCall) -> None:
+    """``POST .../jobs/{jobId}/restart`` with ``{"criteria": {"resetScope": ...}}`` (204)."""
+    await _job_action(client, target, job_id, "restart", {"criteria": {"resetScope": reset_scope}}, call=call)
+
+
+async def provision_on_demand(
+    client: GraphClient, target: Target, job_id: str, parameters: list[dict[str, Any]], *, call: GraphCall
+) -> dict[str, Any]:
+    """``POST .../jobs/{jobId}/provisionOnDemand`` (200, a ``stringKeyStringValuePair``); not repeated on 5xx."""
+    response = await _job_action(
+        client, target, job_id, "provisionOnDemand", {"parameters": parameters}, call=call, repeatable=False
+    )
+    return on_demand_summary(_json(response))
+
+
+async def _job_action(
+    client: GraphClient,
+    target: Target,
+    job_id: str,
+    action: str,
+    body: Any,
+    *,
+    call: GraphCall,
+    repeatable: bool = True,
+) -> httpx.Response:
+    response = await client.send(
+        "POST", f"{_job_path(target, job_id)}/{action}", body=body, call=call, repeatable=repeatable
+    )
+    if response.is_success:
+        return response
+    error = _common(response, action)
+    if error:
+        raise error
+    code, detail = _detail(response)
+    if response.status_code == 404:
+        raise _job_not_found(target, job_id, detail, code)
+    raise GraphRejected(f"{action}: {detail}", code=code or f"graph{response.status_code}")
+
+
+def on_demand_summary(answer: dict[str, Any]) -> dict[str, Any]:
+    """The result of provisionOnDemand without user data: each provisioning step's name and status.
+
+    Graph answers a ``stringKeyStringValuePair`` whose text holds the provisioning report as JSON; its details
+    (attribute values) are user data and are left out.
+    """
+    report: Any = None
+    for field in ("key", "value"):
+        text = answer.get(field)
+        if isinstance(text, str) and text.strip().startswith("{"):
+            try:
+                report = json.loads(text)
+            except ValueError:
+                continue
+            break
+    steps = report.get("provisioningSteps") if isinstance(report, dict) else None
+    summary = [
+        {"name": _text(step.get("name")), "status": _text(step.get("status"))}
+        for step in (steps if isinstance(steps, list) else [])
+        if isinstance(step, dict)
+    ]
+    failed = [s for s in summary if (s["status"] or "").lower() not in ("success", "skipped", "")]
+    return {"provisioningSteps": summary, "succeeded": bool(summary) and not failed}
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:200]

@@ -1,19 +1,142 @@
-"""The outcome (CONTRACT section 2): exactly one per request, whatever the trigger and however it ends."""
+"""The outcome (one per request, whatever the trigger and however it ends) and the records it is made of.
+
+Data points one way: clients fill a :class:`GraphCall` while they work, steps return :class:`StepResult` records,
+and the runner builds one frozen :class:`Outcome` at the end. Nothing here imports a client.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .graph import GraphCall
-from .request import Target
+if TYPE_CHECKING:
+    from .errors import ProvisioningError
+    from .request import Target
 
-__all__ = ["Outcome", "OutcomeKind"]
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "ErrorRecord",
+    "GraphCall",
+    "JobState",
+    "Outcome",
+    "OutcomeKind",
+    "StepResult",
+    "StepStatus",
+    "safe_message",
+]
 
 OutcomeKind = Literal["succeeded", "validated", "rejected", "failed"]
+StepStatus = Literal["succeeded", "skipped", "rejected", "failed", "notRun"]
+
+MAX_MESSAGE_CHARS = 600
+_MIN_REDACT = 4
+
+
+def safe_message(text: str, secrets: list[str] | tuple[str, ...] | frozenset[str]) -> str:
+    """A message fit to leave the app: the request's secrets redacted first, then shortened, never the reverse.
+
+    Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out; shortening only after
+    that means a cut can never leave the first characters of a secret behind.
+    """
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= _MIN_REDACT and secret in text:
+            text = text.replace(secret, "***")
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text
 
 
 @dataclass
+class GraphCall:
+    """One Graph call as the outcome reports it; the Graph client fills it attempt by attempt."""
+
+    status: int | None = None
+    request_id: str | None = None
+    client_request_id: str | None = None
+    error_code: str | None = None
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "requestId": self.request_id,
+            "clientRequestId": self.client_request_id,
+            "errorCode": self.error_code,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """An error as it leaves the app: what the outcome, a step and an HTTP problem reply carry."""
+
+    code: str
+    message: str
+    outcome: OutcomeKind
+    http_status: int
+    retry_after: float | None = None
+    invalid: bool = False  # the request itself is malformed (the CLI's exit code 2)
+
+    @classmethod
+    def from_error(cls, error: ProvisioningError, secrets: list[str] | tuple[str, ...] = ()) -> ErrorRecord:
+        from .errors import InvalidRequest
+
+        return cls(
+            code=error.code,
+            message=safe_message(error.message, secrets),
+            outcome="failed" if error.retryable else "rejected",
+            http_status=error.http_status,
+            retry_after=error.retry_after,
+            invalid=type(error) is InvalidRequest,
+        )
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome == "failed"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one lifecycle step did."""
+
+    name: str
+    status: StepStatus
+    graph: GraphCall | None = None
+    error: ErrorRecord | None = None
+    detail: dict[str, Any] | None = None  # a step's own result summary (provisionOnDemand), never user data
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "graph": None if self.graph is None else self.graph.to_dict(),
+            "error": None if self.error is None else self.error.to_dict(),
+        }
+        if self.detail is not None:
+            data["result"] = self.detail
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A synchronization job as read after the last job step."""
+
+    id: str
+    status: str | None
+    quarantine_reason: str | None = None
+    quarantine_since: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        quarantine = None
+        if self.quarantine_reason is not None or self.quarantine_since is not None:
+            quarantine = {"reason": self.quarantine_reason, "since": self.quarantine_since}
+        return {"id": self.id, "status": self.status, "quarantine": quarantine}
+
+
+@dataclass(frozen=True)
 class Outcome:
     outcome: OutcomeKind
     trigger: str
@@ -26,9 +149,13 @@ class Outcome:
     error_code: str | None = None
     error_message: str | None = None
     dequeue_count: int | None = None
-    # Not part of the JSON: how an HTTP caller is told.
+    steps: tuple[StepResult, ...] = ()
+    job: JobState | None = None
+    connection: str | None = None
+    # Not part of the JSON: how an HTTP or command-line caller is told.
     http_status: int = 200
     retry_after: float | None = None
+    invalid: bool = False
 
     @property
     def ok(self) -> bool:
@@ -45,7 +172,11 @@ class Outcome:
             "durationMs": round(self.duration_ms, 1),
             "retryable": self.retryable,
             "error": None if self.error_code is None else {"code": self.error_code, "message": self.error_message},
+            "steps": [step.to_dict() for step in self.steps],
+            "job": None if self.job is None else self.job.to_dict(),
         }
         if self.dequeue_count is not None:
             data["dequeueCount"] = self.dequeue_count
+        if self.connection is not None:
+            data["connection"] = self.connection
         return data

@@ -1,31 +1,65 @@
-"""The pipeline: validate, apply policy, resolve references, call Graph, emit the outcome.
+"""The pipeline: a runner. Parse, apply policy, resolve references, run the steps, emit one outcome.
 
 :meth:`Pipeline.run` never raises for anything a caller sent or a service answered: every request ends in one
-:class:`~shared.outcome.Outcome`, emitted before it is returned.
+:class:`~shared.outcome.Outcome`, emitted before it is returned. Errors become outcomes in one place
+(:func:`_finish`): a :class:`~shared.errors.ProvisioningError` becomes an :class:`~shared.outcome.ErrorRecord`
+with the request's secrets redacted, and anything unexpected an ``internalError``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from .errors import PolicyRefused, ProvisioningError
-from .graph import GraphCall, GraphClient
+from .errors import ConfigurationError, InternalError, PolicyRefused, ProvisioningError
+from .graph import GraphClient
 from .keys import is_sensitive
-from .outcome import Outcome
+from .outcome import ErrorRecord, GraphCall, JobState, Outcome, StepResult, safe_message
 from .references import SecretReference, SecretResolver, parse_reference
-from .request import AcquireRequest, Target, parse_request
+from .request import JOB_STEPS, AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
+from .steps import CHANGING_STEPS, DRY_RUN_STEPS, STEPS, StepContext
 from .telemetry import emit_outcome, span
 
-__all__ = ["Pipeline", "configuration_outcome"]
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+__all__ = ["MAX_MESSAGE_CHARS", "Invocation", "Pipeline", "configuration_outcome", "safe_message"]
+
+from .outcome import MAX_MESSAGE_CHARS
 
 log = logging.getLogger(__name__)
+_DRY_RUN = {"reason": "dryRun"}
 
-_MIN_REDACT = 4
-MAX_MESSAGE_CHARS = 600
+
+@dataclass(frozen=True)
+class Invocation:
+    """How a request arrived: the trigger, and what the trigger knows besides the request itself."""
+
+    trigger: str
+    target: Target | None = None  # from an HTTP route's path
+    dequeue_count: int | None = None
+    connection: str | None = None  # a stored connection being run
+    # Secret versions to use instead of the reference's own (a rotation applies exactly the new version).
+    pinned_versions: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass
+class _Run:
+    """What is known about a request as it goes; the frozen Outcome is built from it once, at the end."""
+
+    invocation: Invocation
+    started: float
+    request: AcquireRequest | None = None
+    target: Target | None = None
+    secrets: list[str] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    last_call: GraphCall | None = None
+    job: JobState | None = None
 
 
 class Pipeline:
@@ -36,50 +70,46 @@ class Pipeline:
         resolver: SecretResolver,
         graph: GraphClient,
         emit: Callable[[Outcome], None] = emit_outcome,
+        credential: AsyncTokenCredential | None = None,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
         self.graph = graph
         self._emit = emit
+        self._credential = credential
 
     async def run(
         self,
         raw: Any,
         *,
-        trigger: str,
+        trigger: str = "http",
         target: Target | None = None,
         dequeue_count: int | None = None,
+        invocation: Invocation | None = None,
     ) -> Outcome:
         """Run one request. ``raw`` is bytes, text, a decoded JSON value or an :class:`AcquireRequest`."""
-        with span("AcquireAccessToken", trigger=trigger) as current:
-            outcome = await self._run(raw, trigger=trigger, target=target, dequeue_count=dequeue_count)
+        invocation = invocation or Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count)
+        with span("AcquireAccessToken", trigger=invocation.trigger) as current:
+            outcome = await self._run(raw, invocation)
             current.set_attribute("outcome", outcome.outcome)
             if outcome.error_code:
                 current.set_attribute("error.type", outcome.error_code)
             return outcome
 
-    async def _run(self, raw: Any, *, trigger: str, target: Target | None, dequeue_count: int | None) -> Outcome:
-        started = time.perf_counter()
-        outcome = Outcome(outcome="failed", trigger=trigger, target=target, dequeue_count=dequeue_count)
-        secrets: list[str] = []
+    async def _run(self, raw: Any, invocation: Invocation) -> Outcome:
+        run = _Run(invocation=invocation, started=time.perf_counter(), target=invocation.target)
+        error: ProvisioningError | None = None
         try:
-            request = raw if isinstance(raw, AcquireRequest) else parse_request(raw, target=target)
-            outcome.target = request.target
-            outcome.credential_keys = request.credential_keys
-            outcome.correlation_id = request.correlation_id
-            await self._authorize(request, outcome, secrets)
-        except ProvisioningError as error:
-            _fail(outcome, error, secrets)
+            request = raw if isinstance(raw, AcquireRequest) else parse_request(raw, target=invocation.target)
+            run.request = request
+            run.target = request.target
+            error = await self._steps(request, run)
+        except ProvisioningError as exc:
+            error = exc
         except Exception:
-            log.exception("unexpected error in the pipeline (trigger %s)", trigger)
-            outcome.outcome = "failed"
-            outcome.retryable = True
-            outcome.http_status = 500
-            outcome.error_code = "internalError"
-            outcome.error_message = "unexpected error; the app's logs have the details"
-        outcome.duration_ms = (time.perf_counter() - started) * 1000
-        self._emit(outcome)
-        return outcome
+            log.exception("unexpected error in the pipeline (trigger %s)", invocation.trigger)
+            error = InternalError("unexpected error; the app's logs have the details")
+        return self._finish(run, error)
 
     def refuse(
         self,
@@ -90,12 +120,16 @@ class Pipeline:
         dequeue_count: int | None = None,
     ) -> Outcome:
         """The outcome of a request refused before it reached the pipeline (the caller's role, a bad message)."""
-        outcome = Outcome(outcome="rejected", trigger=trigger, target=target, dequeue_count=dequeue_count)
-        _fail(outcome, error, [])
+        invocation = Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count)
+        return self._finish(_Run(invocation=invocation, started=time.perf_counter(), target=target), error)
+
+    def _finish(self, run: _Run, error: ProvisioningError | None) -> Outcome:
+        outcome = build_outcome(run, error)
         self._emit(outcome)
         return outcome
 
-    async def _authorize(self, request: AcquireRequest, outcome: Outcome, secrets: list[str]) -> None:
+    async def _steps(self, request: AcquireRequest, run: _Run) -> ProvisioningError | None:
+        """Policy, references, then each step until one does not succeed; returns that step's error."""
         settings = self.settings
         target = request.target
         if settings.allowed_targets is not None and target.id not in settings.allowed_targets:
@@ -104,10 +138,14 @@ class Pipeline:
         references: dict[str, SecretReference] = {}
         for credential in request.credentials:
             if credential.secret_ref is not None:
-                references[credential.key] = parse_reference(credential.secret_ref, settings, key=credential.key)
+                reference = parse_reference(credential.secret_ref, settings, key=credential.key)
+                pinned = run.invocation.pinned_versions.get((reference.vault_url, reference.name))
+                if pinned is not None and reference.version is None:
+                    reference = SecretReference(reference.vault_url, reference.name, pinned)
+                references[credential.key] = reference
             elif is_sensitive(credential.key):
                 if credential.value is not None:
-                    secrets.append(credential.value)
+                    run.secrets.append(credential.value)
                 if not settings.allow_inline_secrets:
                     raise PolicyRefused(
                         f"credential {credential.key!r} is sensitive and must come as a secretRef "
@@ -117,56 +155,110 @@ class Pipeline:
 
         resolved_values = await self.resolver.resolve_all(references.values())
         resolved = dict(zip(references, resolved_values, strict=True))
-        secrets.extend(resolved_values)
+        run.secrets.extend(resolved_values)
 
-        if request.dry_run:
-            outcome.outcome = "validated"
-            return
+        ctx = StepContext(
+            request=request,
+            target=target,
+            graph=self.graph,
+            credentials=[(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials],
+        )
+        failure: ProvisioningError | None = None
+        for name in request.steps:
+            if failure is not None:
+                run.steps.append(StepResult(name=name, status="notRun"))
+                continue
+            if request.dry_run and name not in DRY_RUN_STEPS:
+                run.steps.append(StepResult(name=name, status="skipped", detail=_DRY_RUN))
+                continue
+            first_call = len(ctx.calls)
+            try:
+                done = await STEPS[name](ctx)
+            except ProvisioningError as exc:
+                failure = _after(
+                    exc, [s.name for s in run.steps if s.status == "succeeded" and s.name in CHANGING_STEPS]
+                )
+                step_call = ctx.calls[-1] if len(ctx.calls) > first_call else None
+                record = ErrorRecord.from_error(exc, run.secrets)
+                run.steps.append(
+                    StepResult(
+                        name=name,
+                        status="failed" if record.retryable else "rejected",
+                        graph=step_call,
+                        error=record,
+                        detail=exc.detail,
+                    )
+                )
+            else:
+                step_call = ctx.calls[-1] if len(ctx.calls) > first_call else None
+                run.steps.append(StepResult(name=name, status=done.status, graph=step_call, detail=done.detail))
+            if step_call is not None:
+                run.last_call = step_call
+        run.job = await self._job_after(ctx, request, run)
+        return failure
 
-        values = [(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials]
-        outcome.graph = GraphCall()
-        await self.graph.acquire_access_token(target, values, call=outcome.graph)
-        outcome.outcome = "succeeded"
+    async def _job_after(self, ctx: StepContext, request: AcquireRequest, run: _Run) -> JobState | None:
+        """The job as it stands after the last job step that ran (best effort: a read that fails is left out)."""
+        ran = [s for s in run.steps if s.name in JOB_STEPS and s.status != "notRun" and s.detail != _DRY_RUN]
+        job_id = ctx.known_job_id
+        if not ran or job_id is None:
+            return None
+        last = ran[-1]
+        if last.name == "startJob" and last.status == "skipped" and ctx.job is not None:
+            return ctx.job  # just read, and nothing changed it since
+        from . import graph
+
+        try:
+            return await graph.get_job(self.graph, request.target, job_id, call=GraphCall())
+        except ProvisioningError:
+            return JobState(id=job_id, status=None)
 
     async def close(self) -> None:
         await self.resolver.close()
         await self.graph.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def _after(error: ProvisioningError, applied: list[str]) -> ProvisioningError:
+    """A failure after steps that changed something says so, so that the caller knows a re-run is safe."""
+    if applied:
+        error.message += f" (already applied by earlier steps: {', '.join(applied)}; every step is safe to repeat)"
+    return error
+
+
+def build_outcome(run: _Run, error: ProvisioningError | None) -> Outcome:
+    """The one place where errors become outcomes."""
+    request = run.request
+    record = None if error is None else ErrorRecord.from_error(error, run.secrets)
+    if record is not None:
+        kind = record.outcome
+    else:
+        kind = "validated" if request is not None and request.dry_run else "succeeded"
+    return Outcome(
+        outcome=kind,
+        trigger=run.invocation.trigger,
+        target=run.target,
+        credential_keys=[] if request is None else request.credential_keys,
+        graph=run.last_call,
+        correlation_id=None if request is None else request.correlation_id,
+        duration_ms=(time.perf_counter() - run.started) * 1000,
+        retryable=record is not None and record.retryable,
+        error_code=None if record is None else record.code,
+        error_message=None if record is None else record.message,
+        dequeue_count=run.invocation.dequeue_count,
+        steps=tuple(run.steps),
+        job=run.job,
+        connection=run.invocation.connection,
+        http_status=200 if record is None else record.http_status,
+        retry_after=None if record is None else record.retry_after,
+        invalid=record is not None and record.invalid,
+    )
 
 
 def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: int | None = None) -> Outcome:
     """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
-    outcome = Outcome(
-        outcome="failed",
-        trigger=trigger,
-        dequeue_count=dequeue_count,
-        retryable=True,
-        http_status=503,
-        retry_after=60,
-        error_code="configurationError",
-        error_message=str(exc),
-    )
+    invocation = Invocation(trigger=trigger, dequeue_count=dequeue_count)
+    outcome = build_outcome(_Run(invocation=invocation, started=time.perf_counter()), ConfigurationError(str(exc)))
     emit_outcome(outcome)
     return outcome
-
-
-def _fail(outcome: Outcome, error: ProvisioningError, secrets: list[str]) -> None:
-    outcome.outcome = "failed" if error.retryable else "rejected"
-    outcome.retryable = error.retryable
-    outcome.http_status = error.http_status
-    outcome.retry_after = error.retry_after
-    outcome.error_code = error.code
-    outcome.error_message = safe_message(error.message, secrets)
-
-
-def safe_message(text: str, secrets: list[str]) -> str:
-    """A message fit to leave the app: the request's secrets redacted first, then shortened, never the reverse.
-
-    Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out; shortening only after
-    that means a cut can never leave the first characters of a secret behind.
-    """
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if len(secret) >= _MIN_REDACT and secret in text:
-            text = text.replace(secret, "***")
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
-    return text

@@ -19,9 +19,15 @@ from .errors import InvalidRequest
 from .keys import SYNCHRONIZATION_SECRET_KEYS
 
 __all__ = [
+    "DEFAULT_RESET_SCOPE",
+    "JOB_STEPS",
     "MAX_BODY_BYTES",
+    "RESET_SCOPES",
+    "STEP_NAMES",
     "AcquireRequest",
     "Credential",
+    "OnDemand",
+    "Subject",
     "Target",
     "parse_request",
 ]
@@ -38,6 +44,26 @@ _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _KEYS = frozenset(SYNCHRONIZATION_SECRET_KEYS)
 
 TargetType = Literal["servicePrincipal", "application"]
+StepName = Literal[
+    "validateCredentials", "acquireAccessToken", "saveSecrets", "startJob", "restartJob", "provisionOnDemand"
+]
+STEP_NAMES: tuple[str, ...] = (
+    "validateCredentials",
+    "acquireAccessToken",
+    "saveSecrets",
+    "startJob",
+    "restartJob",
+    "provisionOnDemand",
+)
+# Steps that act on a synchronization job (they use jobId, or the service principal's only job).
+JOB_STEPS = frozenset({"validateCredentials", "startJob", "restartJob", "provisionOnDemand"})
+# Graph's synchronizationJobRestartScope values a restart may use. None, ConnectorDataStore and ForceDeletes are
+# refused: Graph documents them as not to be used, and ForceDeletes deletes objects in the target system.
+RESET_SCOPES = ("Watermark", "Escrows", "QuarantineState", "Full")
+REFUSED_RESET_SCOPES = ("None", "ConnectorDataStore", "ForceDeletes")
+DEFAULT_RESET_SCOPE = "QuarantineState"
+MAX_SUBJECTS = 5
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 
 
 class _Model(BaseModel):
@@ -78,12 +104,27 @@ class Target(_Model):
         return "servicePrincipals" if self.type == "servicePrincipal" else "applications"
 
 
+class Subject(_Model):
+    object_id: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    object_type_name: Literal["User", "Group"]
+
+
+class OnDemand(_Model):
+    rule_id: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    subjects: Annotated[list[Subject], Field(min_length=1, max_length=MAX_SUBJECTS)]
+
+
 class AcquireRequest(_Model):
     service_principal_id: StrictStr | None = None
     application_id: StrictStr | None = None
     credentials: Annotated[list[Credential], Field(min_length=1, max_length=MAX_CREDENTIALS)]
     correlation_id: StrictStr | None = None
     dry_run: StrictBool = False
+    steps: Annotated[list[StepName], Field(min_length=1, max_length=len(STEP_NAMES))] = ["acquireAccessToken"]
+    job_id: StrictStr | None = None
+    reset_scope: StrictStr | None = None
+    replace_secrets: StrictBool = False
+    on_demand: OnDemand | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AcquireRequest:
@@ -100,7 +141,41 @@ class AcquireRequest(_Model):
             seen.add(credential.key)
         if self.correlation_id is not None:
             _check_correlation_id(self.correlation_id)
+        self._check_steps()
         return self
+
+    def _check_steps(self) -> None:
+        steps = self.steps
+        repeated = sorted({step for step in steps if steps.count(step) > 1})
+        if repeated:
+            raise ValueError(f"'steps' names {', '.join(repeated)} more than once; each step runs at most once")
+        if self.application_id is not None and set(steps) != {"acquireAccessToken"}:
+            others = [step for step in steps if step != "acquireAccessToken"]
+            raise ValueError(f"step(s) {', '.join(others)} need a 'servicePrincipalId' target, not an application")
+        if self.job_id is not None:
+            if not _JOB_ID.match(self.job_id):
+                raise ValueError("'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
+            if not JOB_STEPS & set(steps):
+                raise ValueError("'jobId' is given but no step uses a job (" + ", ".join(sorted(JOB_STEPS)) + ")")
+        if self.reset_scope is not None:
+            if "restartJob" not in steps:
+                raise ValueError("'resetScope' is given but 'steps' does not name restartJob")
+            _reset_scope_parts(self.reset_scope)
+        if self.replace_secrets and "saveSecrets" not in steps:
+            raise ValueError("'replaceSecrets' is given but 'steps' does not name saveSecrets")
+        if (self.on_demand is not None) != ("provisionOnDemand" in steps):
+            raise ValueError("'onDemand' goes with the provisionOnDemand step: give both or neither")
+
+    @property
+    def restart_scope(self) -> str:
+        """The reset scope as Graph takes it ("Watermark, Escrows"), the default when none was given."""
+        if self.reset_scope is None:
+            return DEFAULT_RESET_SCOPE
+        return ", ".join(_reset_scope_parts(self.reset_scope))
+
+    @property
+    def uses_job(self) -> bool:
+        return bool(JOB_STEPS & set(self.steps))
 
     @property
     def target(self) -> Target:
@@ -111,6 +186,22 @@ class AcquireRequest(_Model):
     @property
     def credential_keys(self) -> list[str]:
         return [c.key for c in self.credentials]
+
+
+def _reset_scope_parts(value: str) -> list[str]:
+    parts = [part.strip() for part in value.split(",")]
+    if not value.strip() or any(not part for part in parts):
+        raise ValueError("'resetScope' is a comma-separated list of " + ", ".join(RESET_SCOPES))
+    for part in parts:
+        if part in REFUSED_RESET_SCOPES:
+            raise ValueError(
+                f"'resetScope' {part} is refused: only {', '.join(RESET_SCOPES)} (and their combinations) are safe"
+            )
+        if part not in RESET_SCOPES:
+            raise ValueError(f"'resetScope' {part[:40]!r} is not one of {', '.join(RESET_SCOPES)}")
+    if len(set(parts)) != len(parts):
+        raise ValueError("'resetScope' names a scope more than once")
+    return parts
 
 
 def _check_correlation_id(value: str) -> None:

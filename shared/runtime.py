@@ -58,6 +58,7 @@ def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_
         settings,
         resolver=SecretResolver(token_credential, cache_seconds=settings.secret_cache_seconds),
         graph=GraphClient(http, token_credential, settings),
+        credential=token_credential,  # shared by both clients: the pipeline owns and closes it
     )
 
 

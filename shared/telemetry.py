@@ -149,6 +149,9 @@ def dimensions(outcome: Outcome) -> dict[str, str]:
         "retryable": outcome.retryable,
         "errorCode": outcome.error_code,
         "dequeueCount": outcome.dequeue_count,
+        "steps": ",".join(f"{step.name}:{step.status}" for step in outcome.steps) or None,
+        "jobStatus": outcome.job.status if outcome.job else None,
+        "connection": outcome.connection,
     }
     return {
         key: str(value).lower() if isinstance(value, bool) else str(value)
