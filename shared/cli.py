@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .outcome import Outcome
+from .request import STEP_NAMES
 from .settings import Settings, SettingsError
 
 __all__ = ["EXIT_CODES", "main", "request_from_args"]
@@ -59,7 +60,31 @@ def _parser() -> argparse.ArgumentParser:
         help="a credential; @REF is a Key Vault reference (repeat for each key)",
     )
     acquire.add_argument("--correlation-id", help="echoed in the outcome and telemetry")
-    acquire.add_argument("--dry-run", action="store_true", help="validate and resolve references, do not call Graph")
+    acquire.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and resolve references; of the steps only validateCredentials runs",
+    )
+    acquire.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        choices=STEP_NAMES,
+        help="a lifecycle step, in the order to run (repeat); default acquireAccessToken",
+    )
+    acquire.add_argument("--job-id", help="the synchronization job (default: the service principal's only job)")
+    acquire.add_argument("--reset-scope", help="restartJob's reset scope, e.g. QuarantineState or 'Watermark,Escrows'")
+    acquire.add_argument(
+        "--replace-secrets", action="store_true", help="saveSecrets replaces the whole stored set with the request's"
+    )
+    acquire.add_argument("--on-demand-rule", metavar="RULE_ID", help="provisionOnDemand's synchronization rule id")
+    acquire.add_argument(
+        "--on-demand-subject",
+        action="append",
+        default=[],
+        metavar="OBJECT_ID[:User|Group]",
+        help="an object for provisionOnDemand (repeat, 1 to 5; default type User)",
+    )
 
     enqueue = commands.add_parser("enqueue", help="put a request on the request queue")
     enqueue.add_argument("--request", metavar="FILE", required=True, help="a request JSON file; - for stdin")
@@ -75,9 +100,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def request_from_args(args: argparse.Namespace) -> Any:
     """The request JSON value the arguments describe (validated later by the pipeline, like any request)."""
+    flags = (
+        args.credential,
+        args.correlation_id,
+        args.dry_run,
+        args.step,
+        args.job_id,
+        args.reset_scope,
+        args.replace_secrets,
+        args.on_demand_rule,
+        args.on_demand_subject,
+    )
     if args.request is not None:
-        if args.credential or args.correlation_id or args.dry_run:
-            raise _UsageError("--request FILE takes the whole request; drop --credential/--correlation-id/--dry-run")
+        if any(flags):
+            raise _UsageError("--request FILE takes the whole request; drop the other request flags")
         return _read(args.request)
     credentials = []
     for item in args.credential:
@@ -99,6 +135,20 @@ def request_from_args(args: argparse.Namespace) -> Any:
         request["correlationId"] = args.correlation_id
     if args.dry_run:
         request["dryRun"] = True
+    if args.step:
+        request["steps"] = list(args.step)
+    if args.job_id is not None:
+        request["jobId"] = args.job_id
+    if args.reset_scope is not None:
+        request["resetScope"] = args.reset_scope
+    if args.replace_secrets:
+        request["replaceSecrets"] = True
+    if args.on_demand_rule is not None or args.on_demand_subject:
+        subjects = []
+        for item in args.on_demand_subject:
+            object_id, _, kind = item.partition(":")
+            subjects.append({"objectId": object_id, "objectTypeName": kind or "User"})
+        request["onDemand"] = {"ruleId": args.on_demand_rule or "", "subjects": subjects}
     return request
 
 

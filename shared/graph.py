@@ -254,7 +254,9 @@ def _credentials_body(credentials: list[tuple[str, str]]) -> list[dict[str, str]
 
 
 def _job_not_found(target: Target, job_id: str, detail: str, code: str | None) -> ProvisioningError:
-    return JobNotFound(f"{target.type} {target.id} has no synchronization job {job_id!r} ({detail})", code=code)
+    # Always jobNotFound, so that callers can tell it from a missing target; Graph's own code stays in graph.errorCode.
+    del code
+    return JobNotFound(f"{target.type} {target.id} has no synchronization job {job_id!r} ({detail})")
 
 
 # ---- one function per endpoint ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ SP_ID = "0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"
 APP_ID = "5d3c8a2e-1f4b-4c6d-8e9f-0a1b2c3d4e5f"
 SCIM_URL = "https://scim.example.com/v2"
 QUEUE = "acquire-access-token"
+JOB = "scim.0b9e8b8a8f7e4f6c9d0a3d3c6f6f1a11.7e4d9f3a-1c2b-4a5d-8e6f-0a1b2c3d4e5f"
 
 
 class _Outcomes(logging.Handler):
@@ -57,19 +58,31 @@ def run_demo() -> int:
         outcomes = _Outcomes()
         logging.getLogger("shared.outcome").addHandler(outcomes)
         logging.getLogger("shared.outcome").setLevel(logging.INFO)
-        http_outcome, queue_report = asyncio.run(_run(azurite.connection_string, outcomes))
+        from standins.graph import new_job, quarantine
+
+        stack.graph.jobs[SP_ID] = {JOB: new_job(JOB, "Quarantine", quarantine())}
+        stack.graph.stored_secrets[SP_ID] = [
+            {"key": "BaseAddress", "value": SCIM_URL},
+            {"key": "SecretToken", "value": "the expired token"},
+            {"key": "UserName", "value": "provisioning-bot"},
+        ]
+        http_outcome, queue_report, lifecycle = asyncio.run(_run(azurite.connection_string, outcomes))
         print("== 1. HTTP: POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
         print(json.dumps(http_outcome, indent=2))
         print("\n== 2. Queue: `python -m shared enqueue`, then the queue trigger")
         print(queue_report)
+        print("\n== 3. The credential lifecycle: validateCredentials, saveSecrets, restartJob (a quarantined job)")
+        print(json.dumps({k: lifecycle[k] for k in ("outcome", "steps", "job", "error")}, indent=2))
         from shared import telemetry
 
         telemetry.flush()
         _print_seen(stack)
         ok = (
             http_outcome.get("outcome") == "succeeded"
-            and outcomes.seen[-1]["outcome"] == "succeeded"
-            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 2
+            and outcomes.seen[1]["outcome"] == "succeeded"
+            and lifecycle.get("outcome") == "succeeded"
+            and (lifecycle.get("job") or {}).get("quarantine") is None
+            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 3
         )
         return 0 if ok else 1
     finally:
@@ -78,7 +91,7 @@ def run_demo() -> int:
             azurite.stop()
 
 
-async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, Any], str]:
+async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, Any], str, dict[str, Any]]:
     import azure.functions as func
 
     import function_app
@@ -123,7 +136,17 @@ async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, A
             f"queue trigger outcome: {json.dumps(outcome, indent=2)}\n"
             f"left on {QUEUE!r}: {len(host.remaining())}, on {QUEUE + '-poison'!r}: {len(host.poisoned())}"
         )
-        return http_outcome, report
+        lifecycle_body = {**body, "correlationId": "demo-lifecycle"}
+        lifecycle_body["steps"] = ["validateCredentials", "saveSecrets", "restartJob"]
+        lifecycle_request = func.HttpRequest(
+            "POST",
+            f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
+            route_params={"id": SP_ID},
+            headers={"Content-Type": "application/json"},
+            body=json.dumps(lifecycle_body).encode(),
+        )
+        lifecycle = dict(json.loads((await handler(lifecycle_request)).get_body()))
+        return http_outcome, report, lifecycle
     finally:
         await get_pipeline().close()
 
@@ -140,8 +163,13 @@ def _print_seen(stack: Any) -> None:
     print(f"Microsoft Graph ({stack.graph.url}):")
     for seen in stack.graph.seen:
         print(f"  {seen.method} {seen.path} -> {seen.status}")
-        for credential in seen.json()["credentials"]:
-            print(f"    {credential['key']} = {_mask(credential['value'])}")
+        body = seen.json() if seen.body else None
+        if isinstance(body, dict):
+            for pair in body.get("credentials") or body.get("value") or []:
+                print(f"    {pair['key']} = {_mask(pair['value'])}")
+            if "criteria" in body:
+                print(f"    criteria = {json.dumps(body['criteria'])}")
+    print(f"  stored secrets now: {', '.join(s['key'] for s in stack.graph.stored_secrets.get(SP_ID, []))}")
     ingestion = stack.ingestion
     posts = [s for s in ingestion.seen if s.path.endswith("/track")]
     print(f"Application Insights ingestion ({ingestion.url}): {len(posts)} POST /v2.1/track")

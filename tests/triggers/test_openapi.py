@@ -57,3 +57,20 @@ def test_the_request_schemas_accept_the_contract_example_and_refuse_unknown_fiel
     path = validator(document, "PathRequest")
     path.validate(request_body(servicePrincipalId=None))
     assert not path.is_valid(request_body())
+
+
+async def test_lifecycle_requests_and_their_outcomes_match_the_documented_schemas(app_env, document):
+    from standins.graph import new_job
+
+    job = "scim.0b9e8b8a8f7e4f6c9d0a3d3c6f6f1a11.7e4d9f3a-1c2b-4a5d-8e6f-0a1b2c3d4e5f"
+    app_env.graph.jobs["0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"] = {job: new_job(job, "Paused")}
+    body = request_body(
+        servicePrincipalId=None, steps=["validateCredentials", "startJob", "restartJob"], resetScope="Watermark,Escrows"
+    )
+    validator(document, "PathRequest").validate(body)
+    ok = await call_sp(body)
+    assert ok.status_code == 200
+    validator(document, "Outcome").validate(json.loads(ok.get_body()))
+    refused = request_body(servicePrincipalId=None, steps=["restartJob"], resetScope="ForceDeletes")
+    assert not validator(document, "PathRequest").is_valid(refused)
+    assert (await call_sp(refused)).status_code == 400
