@@ -10,7 +10,7 @@ from shared import http_api, triggers
 from shared.health import health
 from shared.openapi import openapi_document
 from shared.request import TargetType
-from shared.runtime import get_pipeline
+from shared.runtime import get_pipeline, get_store
 from shared.settings import Settings, SettingsError
 from shared.telemetry import hold_sdk_loggers
 
@@ -61,6 +61,25 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(http_api.json_reply(200, openapi_document()))
 
 
+@app.route(route="connections/{name}", methods=["GET", "PUT", "DELETE"])
+async def connection(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(
+        await http_api.connection(
+            get_pipeline, get_store, req.method, req.route_params.get("name"), req.get_body(), req.headers
+        )
+    )
+
+
+@app.route(route="connections", methods=["GET"])
+async def list_connections(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(await http_api.connections(get_pipeline, get_store, req.params, req.headers))
+
+
+@app.route(route="connections/{name}/run", methods=["POST"])
+async def run_connection(req: func.HttpRequest) -> func.HttpResponse:
+    return _reply(await http_api.run_connection(get_pipeline, get_store, req.route_params.get("name"), req.headers))
+
+
 @app.queue_trigger(arg_name="msg", queue_name="%REQUEST_QUEUE_NAME%", connection="AzureWebJobsStorage")
 async def acquire_from_queue(msg: func.QueueMessage) -> None:
     await triggers.from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
@@ -70,4 +89,11 @@ async def acquire_from_queue(msg: func.QueueMessage) -> None:
 async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
     # The worker hands over an EventGridEvent or, for the CloudEvents schema, a CloudEvent.
     event_type = getattr(event, "event_type", None) or getattr(event, "type", None)
-    await triggers.from_event(get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json())
+    await triggers.from_event(
+        get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json(), get_store=get_store
+    )
+
+
+@app.timer_trigger(schedule="%SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def sweep_connections(timer: func.TimerRequest) -> None:
+    await triggers.sweep(get_pipeline, get_store)

@@ -14,6 +14,9 @@ PANELS = [
     ("success-rate.kql", "Success rate by trigger", "table"),
     ("failures-by-graph-error.kql", "Rejections and failures by error code", "table"),
     ("latency-percentiles.kql", "Latency percentiles (ms)", "table"),
+    ("rotations-applied.kql", "Key Vault rotations applied to connections", "table"),
+    ("expiring-secrets.kql", "Secrets expiring soon or expired, per connection", "table"),
+    ("quarantined-jobs.kql", "Provisioning jobs in quarantine", "table"),
 ]
 
 
@@ -26,8 +29,9 @@ def workbook() -> dict[str, object]:
         {
             "type": 1,
             "content": {
-                "json": "## Entra provisioning authorizer\nOutcomes of `acquireAccessToken` requests "
-                "(`AcquireAccessTokenOutcome` custom events)."
+                "json": "## Entra provisioning authorizer\nOutcomes of requests and connection runs "
+                "(`AcquireAccessTokenOutcome`), rotations, expiring secrets (`SecretExpiryWarning`) and the sweep's "
+                "view of each connection (`ConnectionHealth`)."
             },
             "name": "title",
         },

@@ -56,6 +56,7 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = 'func-${resourceToken}'
 var requestQueueName = 'acquire-access-token'
+var connectionsTableName = 'connections'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -82,6 +83,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
     requestQueueName: requestQueueName
+    connectionsTableName: connectionsTableName
   }
 }
 
@@ -114,6 +116,7 @@ module eventGrid 'app/eventgrid.bicep' = {
     name: 'evgt-${resourceToken}'
     location: location
     tags: tags
+    keyVaultName: keyVault.outputs.name
   }
 }
 
@@ -132,6 +135,7 @@ module function 'app/function.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.uri
     requestQueueName: requestQueueName
+    connectionsTableName: connectionsTableName
     allowedTargets: allowedTargets
     requiredAppRole: requiredAppRole
     maximumInstanceCount: maximumInstanceCount
@@ -148,6 +152,7 @@ module rbac 'app/rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     eventGridTopicName: eventGrid.outputs.name
     eventGridPrincipalId: eventGrid.outputs.principalId
+    vaultTopicPrincipalId: eventGrid.outputs.vaultTopicPrincipalId
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
@@ -177,6 +182,8 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_REQUEST_QUEUE_NAME string = requestQueueName
 output AZURE_EVENTGRID_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
+output AZURE_KEYVAULT_EVENTS_TOPIC_NAME string = eventGrid.outputs.vaultTopicName
+output AZURE_CONNECTIONS_TABLE_NAME string = connectionsTableName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output GRAPH_PERMISSION string = graphPermission
 output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission

@@ -94,6 +94,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     enqueue.add_argument("--account-url", help="https://<account>.queue.core.windows.net, signed in with Entra ID")
 
+    connections = commands.add_parser(
+        "connections",
+        help="stored connections: put, get, list, delete, run",
+        description="Exit status: 0 done, 2 invalid, 3 refused or not found, 4 failed (retry may help).",
+    )
+    verbs = connections.add_subparsers(dest="verb", required=True)
+    put = verbs.add_parser("put", help="create or replace a connection from a request file")
+    put.add_argument("name")
+    put.add_argument("--request", metavar="FILE", required=True, help="the request JSON; - for stdin")
+    put.add_argument("--if-match", metavar="ETAG", help="replace only if the connection still has this ETag")
+    put.add_argument("--if-none-match", metavar="*", help="'*': create only, never replace")
+    for verb, text in (("get", "show a connection"), ("run", "run a connection's steps now")):
+        verbs.add_parser(verb, help=text).add_argument("name")
+    remove = verbs.add_parser("delete", help="delete a connection")
+    remove.add_argument("name")
+    remove.add_argument("--if-match", metavar="ETAG", help="delete only if the connection still has this ETag")
+    listing = verbs.add_parser("list", help="list connections, a page at a time")
+    listing.add_argument("--top", default=None, help="page size, 1 to 100 (default 50)")
+    listing.add_argument("--continuation-token", default=None, help="the token a previous page gave")
+
     commands.add_parser("demo", help="the whole pipeline offline against local stand-ins")
     return parser
 
@@ -177,6 +197,49 @@ async def _acquire(raw: Any) -> Outcome:
         flush()
 
 
+async def _connections(args: argparse.Namespace) -> int:
+    from . import connections as ops
+    from .errors import ProvisioningError
+    from .runtime import build_pipeline, build_store
+    from .telemetry import flush
+
+    pipeline = build_pipeline(Settings.from_env(), credential="default")
+    store = build_store(pipeline)
+    try:
+        if args.verb == "run":
+            outcome = await ops.run_connection(store, pipeline, args.name)
+            print(json.dumps(outcome.to_dict(), indent=2))
+            return exit_code(outcome)
+        if args.verb == "put":
+            record, _ = await ops.put_connection(
+                store,
+                pipeline.settings,
+                args.name,
+                _read(args.request),
+                if_match=args.if_match,
+                if_none_match=args.if_none_match,
+            )
+            print(json.dumps(record.to_dict(), indent=2))
+        elif args.verb == "get":
+            print(json.dumps((await ops.get_connection(store, args.name)).to_dict(), indent=2))
+        elif args.verb == "delete":
+            await ops.delete_connection(store, args.name, if_match=args.if_match)
+            print(json.dumps({"deleted": args.name}))
+        else:
+            records, token = await ops.list_connections(store, top=args.top, continuation=args.continuation_token)
+            print(json.dumps({"value": [r.to_dict() for r in records], "continuationToken": token}, indent=2))
+        return EXIT_OK
+    except ProvisioningError as error:
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        if error.retryable:
+            return EXIT_FAILED
+        return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
+    finally:
+        await store.close()
+        await pipeline.close()
+        flush()
+
+
 def _demo() -> int:
     """The offline demo lives with the stand-ins (``standins/``), which the deployed app does not ship."""
     try:
@@ -195,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = asyncio.run(_acquire(request_from_args(args)))
             print(json.dumps(outcome.to_dict(), indent=2))
             return exit_code(outcome)
+        if args.command == "connections":
+            return asyncio.run(_connections(args))
         if args.command == "enqueue":
             from .queueing import enqueue_main
 

@@ -13,6 +13,7 @@ __all__ = ["HOST_EXPRESSION_SETTINGS", "health"]
 # for them: when one is missing, the function that names it is not run at all, whatever the app's code defaults to.
 HOST_EXPRESSION_SETTINGS: dict[str, str] = {
     "REQUEST_QUEUE_NAME": "the queue trigger (acquire_from_queue)",
+    "SWEEP_SCHEDULE": "the timer trigger (sweep_connections)",
 }
 
 
@@ -59,6 +60,9 @@ def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, obj
             "graphMaxAttempts": settings.graph_max_attempts,
             "requestQueueName": settings.request_queue_name,
             "applicationInsights": settings.applicationinsights_connection_string is not None,
+            "connectionsTable": settings.connections_table,
+            "sweepSchedule": settings.sweep_schedule,
+            "sweepExpiryDays": settings.sweep_expiry_days,
         },
         "warnings": warnings,
     }

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from .errors import InvalidRequest, PolicyRefused
-from .outcome import Outcome
+from .errors import ConfigurationError, InvalidRequest, PolicyRefused, ProvisioningError
+from .outcome import ErrorRecord, Outcome
 from .pipeline import Pipeline, configuration_outcome
 from .request import Target, TargetType
 from .settings import SettingsError
+from .store import ConnectionRecord, ConnectionStore
 
-__all__ = ["HttpReply", "acquire", "json_reply"]
+__all__ = ["HttpReply", "acquire", "connection", "connections", "json_reply", "problem_reply", "run_connection"]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 PRINCIPAL_HEADER = "x-ms-client-principal"
@@ -106,3 +107,121 @@ def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
     if role not in roles:
         return PolicyRefused(f"the caller does not hold the app role {role!r}", code="callerNotAuthorized")
     return None
+
+
+# ---- connections ---------------------------------------------------------------------------------------------------
+
+
+def problem_reply(record: ErrorRecord) -> HttpReply:
+    """A problem reply for a route that is not a request run (the connections' create, read, list, delete)."""
+    status = record.http_status
+    problem = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": record.message,
+        "retryable": record.retryable,
+        "error": record.to_dict(),
+    }
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(max(1, math.ceil(record.retry_after or 1)))
+    return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def _record_reply(status: int, record: ConnectionRecord) -> HttpReply:
+    return json_reply(status, record.to_dict(), headers={"ETag": record.etag})
+
+
+async def connection(
+    get_pipeline: Callable[[], Pipeline],
+    get_store: Callable[[], ConnectionStore],
+    method: str,
+    name: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> HttpReply:
+    """``PUT``, ``GET`` or ``DELETE /api/connections/{name}``."""
+    from .connections import delete_connection, get_connection, put_connection
+
+    try:
+        pipeline = get_pipeline()
+        _authorize(pipeline, headers)
+        store = get_store()
+        verb = method.upper()
+        if verb == "PUT":
+            record, created = await put_connection(
+                store,
+                pipeline.settings,
+                name or "",
+                body,
+                if_match=_header(headers, "if-match"),
+                if_none_match=_header(headers, "if-none-match"),
+            )
+            return _record_reply(201 if created else 200, record)
+        if verb == "DELETE":
+            await delete_connection(store, name or "", if_match=_header(headers, "if-match"))
+            return HttpReply(204, b"", {}, "application/json")
+        record = await get_connection(store, name or "")
+        if _header(headers, "if-none-match") == record.etag:
+            return HttpReply(304, b"", {"ETag": record.etag}, "application/json")
+        return _record_reply(200, record)
+    except SettingsError as exc:
+        return problem_reply(ErrorRecord.from_error(ConfigurationError(str(exc))))
+    except ProvisioningError as error:
+        return problem_reply(ErrorRecord.from_error(error))
+
+
+async def connections(
+    get_pipeline: Callable[[], Pipeline],
+    get_store: Callable[[], ConnectionStore],
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> HttpReply:
+    """``GET /api/connections?top=&continuationToken=``."""
+    from .connections import list_connections
+
+    try:
+        pipeline = get_pipeline()
+        _authorize(pipeline, headers)
+        records, token = await list_connections(
+            get_store(), top=params.get("top"), continuation=params.get("continuationToken")
+        )
+    except SettingsError as exc:
+        return problem_reply(ErrorRecord.from_error(ConfigurationError(str(exc))))
+    except ProvisioningError as error:
+        return problem_reply(ErrorRecord.from_error(error))
+    return json_reply(200, {"value": [r.to_dict() for r in records], "continuationToken": token})
+
+
+async def run_connection(
+    get_pipeline: Callable[[], Pipeline],
+    get_store: Callable[[], ConnectionStore],
+    name: str | None,
+    headers: Mapping[str, str],
+) -> HttpReply:
+    """``POST /api/connections/{name}/run``: the outcome, as for any request (trigger ``connection``)."""
+    from .connections import run_connection as run
+
+    try:
+        pipeline = get_pipeline()
+    except SettingsError as exc:
+        return outcome_reply(configuration_outcome(exc, trigger="connection"))
+    try:
+        _authorize(pipeline, headers)
+        store = get_store()
+    except ProvisioningError as error:
+        return outcome_reply(pipeline.refuse(error, trigger="connection"))
+    return outcome_reply(await run(store, pipeline, name or ""))
+
+
+def _authorize(pipeline: Pipeline, headers: Mapping[str, str]) -> None:
+    role = pipeline.settings.required_app_role
+    if role is not None:
+        refusal = _check_role(headers, role)
+        if refusal is not None:
+            raise refusal

@@ -6,6 +6,7 @@ and the runner builds one frozen :class:`Outcome` at the end. Nothing here impor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -152,6 +153,8 @@ class Outcome:
     steps: tuple[StepResult, ...] = ()
     job: JobState | None = None
     connection: str | None = None
+    # Not part of the JSON: the secret versions a successful run applied (secret id -> version), for connections.
+    applied_versions: Mapping[str, str] = field(default_factory=dict)
     # Not part of the JSON: how an HTTP or command-line caller is told.
     http_status: int = 200
     retry_after: float | None = None

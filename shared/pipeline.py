@@ -44,8 +44,8 @@ class Invocation:
     target: Target | None = None  # from an HTTP route's path
     dequeue_count: int | None = None
     connection: str | None = None  # a stored connection being run
-    # Secret versions to use instead of the reference's own (a rotation applies exactly the new version).
-    pinned_versions: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
+    # Secret id -> the version to use for references that name none (a rotation applies exactly the new version).
+    pinned_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass
@@ -60,6 +60,7 @@ class _Run:
     steps: list[StepResult] = field(default_factory=list)
     last_call: GraphCall | None = None
     job: JobState | None = None
+    versions: dict[str, str] = field(default_factory=dict)  # secret id -> the version resolved
 
 
 class Pipeline:
@@ -118,9 +119,10 @@ class Pipeline:
         trigger: str,
         target: Target | None = None,
         dequeue_count: int | None = None,
+        connection: str | None = None,
     ) -> Outcome:
         """The outcome of a request refused before it reached the pipeline (the caller's role, a bad message)."""
-        invocation = Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count)
+        invocation = Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count, connection=connection)
         return self._finish(_Run(invocation=invocation, started=time.perf_counter(), target=target), error)
 
     def _finish(self, run: _Run, error: ProvisioningError | None) -> Outcome:
@@ -139,7 +141,7 @@ class Pipeline:
         for credential in request.credentials:
             if credential.secret_ref is not None:
                 reference = parse_reference(credential.secret_ref, settings, key=credential.key)
-                pinned = run.invocation.pinned_versions.get((reference.vault_url, reference.name))
+                pinned = run.invocation.pinned_versions.get(reference.secret_id)
                 if pinned is not None and reference.version is None:
                     reference = SecretReference(reference.vault_url, reference.name, pinned)
                 references[credential.key] = reference
@@ -153,9 +155,14 @@ class Pipeline:
                         code="inlineSecretNotAllowed",
                     )
 
-        resolved_values = await self.resolver.resolve_all(references.values())
-        resolved = dict(zip(references, resolved_values, strict=True))
-        run.secrets.extend(resolved_values)
+        answers = await self.resolver.resolve_all_versioned(references.values())
+        resolved = {key: answer.value for key, answer in zip(references, answers, strict=True)}
+        run.secrets.extend(resolved.values())
+        run.versions = {
+            ref.secret_id: answer.version
+            for ref, answer in zip(references.values(), answers, strict=True)
+            if answer.version is not None
+        }
 
         ctx = StepContext(
             request=request,
@@ -213,6 +220,11 @@ class Pipeline:
         except ProvisioningError:
             return JobState(id=job_id, status=None)
 
+    @property
+    def credential(self) -> AsyncTokenCredential | None:
+        """The app's token credential, shared by every client of this pipeline (Table Storage too)."""
+        return self._credential
+
     async def close(self) -> None:
         await self.resolver.close()
         await self.graph.close()
@@ -250,6 +262,7 @@ def build_outcome(run: _Run, error: ProvisioningError | None) -> Outcome:
         steps=tuple(run.steps),
         job=run.job,
         connection=run.invocation.connection,
+        applied_versions=MappingProxyType(dict(run.versions) if record is None else {}),
         http_status=200 if record is None else record.http_status,
         retry_after=None if record is None else record.retry_after,
         invalid=record is not None and record.invalid,

@@ -14,7 +14,8 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.keyvault.secrets.aio import SecretClient
 
-__all__ = ["SecretReference", "SecretResolver", "parse_reference"]
+__all__ = ["Resolved", "SecretReference", "SecretResolver", "parse_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ _APP_SERVICE_FORM = re.compile(r"^@Microsoft\.KeyVault\((?P<body>.*)\)$", re.DOT
 MAX_CACHED_SECRETS = 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    value: str = field(repr=False)
+    version: str | None
+    expires_on: datetime | None = None
+
+
 @dataclass(frozen=True)
 class SecretReference:
     vault_url: str  # https://host[:port], lower case
@@ -53,6 +61,11 @@ class SecretReference:
     @property
     def host(self) -> str:
         return urlsplit(self.vault_url).netloc
+
+    @property
+    def secret_id(self) -> str:
+        """The secret without its version, as connections and rotation events name it (Key Vault names ignore case)."""
+        return f"{self.vault_url}/secrets/{self.name.lower()}"
 
     def __str__(self) -> str:
         suffix = f"/{self.version}" if self.version else ""
@@ -176,23 +189,31 @@ class SecretResolver:
         self._clock = clock
         self._client_options = {"retry_total": 2, "retry_backoff_factor": 0.4, **(client_options or {})}
         self._clients: dict[str, SecretClient] = {}
-        self._cache: OrderedDict[SecretReference, tuple[float, str]] = OrderedDict()
-        self._in_flight: dict[SecretReference, asyncio.Future[str]] = {}
+        self._cache: OrderedDict[SecretReference, tuple[float, Resolved]] = OrderedDict()
+        self._in_flight: dict[SecretReference, asyncio.Future[Resolved]] = {}
         self.calls = 0  # Key Vault GETs started, for the demo and the tests
 
     async def resolve_all(self, references: Iterable[SecretReference]) -> list[str]:
         """Resolve every reference concurrently; the first error wins, the others are cancelled."""
+        return [resolved.value for resolved in await self.resolve_all_versioned(references)]
+
+    async def resolve_all_versioned(self, references: Iterable[SecretReference]) -> list[Resolved]:
+        """Like :meth:`resolve_all`, with the secret version Key Vault answered for each reference."""
         refs = list(references)
         if not refs:
             return []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self.resolve(ref)) for ref in refs]
+                tasks = [group.create_task(self.resolve_versioned(ref)) for ref in refs]
         except BaseExceptionGroup as failures:
             raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
 
     async def resolve(self, reference: SecretReference) -> str:
+        return (await self.resolve_versioned(reference)).value
+
+    async def resolve_versioned(self, reference: SecretReference) -> Resolved:
+        """A reference naming a version is its own cache entry: a pinned version never gets an older value."""
         cached = self._cache.get(reference)
         now = self._clock()
         if cached is not None and cached[0] > now:
@@ -200,7 +221,7 @@ class SecretResolver:
         pending = self._in_flight.get(reference)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Resolved] = asyncio.get_running_loop().create_future()
         self._in_flight[reference] = future
         try:
             value = await self._fetch(reference)
@@ -220,7 +241,7 @@ class SecretResolver:
         finally:
             self._in_flight.pop(reference, None)
 
-    async def _fetch(self, reference: SecretReference) -> str:
+    async def _fetch(self, reference: SecretReference) -> Resolved:
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
@@ -268,7 +289,7 @@ class SecretResolver:
             ) from None
         if secret.value is None:
             raise ReferenceUnresolvable(f"{where} has no value", code="SecretEmpty")
-        return secret.value
+        return Resolved(secret.value, secret.properties.version or reference.version, secret.properties.expires_on)
 
     def _client(self, vault_url: str) -> SecretClient:
         client = self._clients.get(vault_url)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Literal
 
 from .pipeline import Pipeline
 from .settings import SETTING_NAMES, Settings
+from .store import ConnectionStore
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["CredentialKind", "aclose", "build_pipeline", "get_pipeline"]
+__all__ = ["CredentialKind", "aclose", "build_pipeline", "build_store", "get_pipeline", "get_store"]
 
 CredentialKind = Literal["managed_identity", "default"]
 
@@ -26,6 +27,13 @@ CredentialKind = Literal["managed_identity", "default"]
 _CLIENT_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 _current: tuple[tuple[object, ...], Pipeline] | None = None
+_store: tuple[tuple[object, ...], ConnectionStore] | None = None
+# What the connections table is reached through: a change of any of them makes a new store.
+_STORE_VARIABLES = (
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__accountName",
+)
 _closing: set[asyncio.Task[None]] = set()
 
 
@@ -81,9 +89,33 @@ def get_pipeline() -> Pipeline:
     return _current[1]
 
 
+def build_store(pipeline: Pipeline) -> ConnectionStore:
+    from .store import TableStore, table_client_from_environment
+
+    return TableStore(table_client_from_environment(pipeline.settings.connections_table, pipeline.credential))
+
+
+def get_store() -> ConnectionStore:
+    """The connection store for this process and event loop, over the pipeline's credential."""
+    global _store
+    pipeline = get_pipeline()
+    key = (id(pipeline), *(os.environ.get(name) for name in _STORE_VARIABLES))
+    if _store is None or _store[0] != key:
+        previous = _store
+        _store = (key, build_store(pipeline))
+        if previous is not None:
+            task = asyncio.get_running_loop().create_task(previous[1].close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+    return _store[1]
+
+
 async def aclose() -> None:
     """Close the process's pipeline (its HTTP connections and credential), if it runs on this event loop."""
-    global _current
+    global _current, _store
     current, _current = _current, None
+    store, _store = _store, None
+    if store is not None:
+        await store[1].close()
     if current is not None and current[0][0] == id(asyncio.get_running_loop()):
         await current[1].close()

@@ -31,9 +31,16 @@ SETTING_NAMES = (
     "GRAPH_MAX_ATTEMPTS",
     "REQUEST_QUEUE_NAME",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "CONNECTIONS_TABLE",
+    "SWEEP_SCHEDULE",
+    "SWEEP_EXPIRY_DAYS",
 )
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+# NCRONTAB as the Functions timer trigger takes it: six fields, seconds first.
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+_TIMESPAN = re.compile(r"^\d{1,2}:\d{2}:\d{2}$")  # hh:mm:ss, which the timer trigger also takes
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 
 
@@ -63,6 +70,9 @@ class Settings:
     graph_max_attempts: int = 4
     request_queue_name: str = "acquire-access-token"
     applicationinsights_connection_string: str | None = field(default=None, repr=False)
+    connections_table: str = "connections"
+    sweep_schedule: str = "0 0 6 * * *"
+    sweep_expiry_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +123,13 @@ class Settings:
         if not _QUEUE_NAME.match(queue):
             raise SettingsError("REQUEST_QUEUE_NAME", f"{queue!r} is not a valid Storage queue name")
 
+        table = get("CONNECTIONS_TABLE") or cls.connections_table
+        if not _TABLE_NAME.match(table) or table.lower() == "tables":
+            raise SettingsError("CONNECTIONS_TABLE", f"{table!r} is not a valid Table Storage table name")
+        schedule = get("SWEEP_SCHEDULE") or cls.sweep_schedule
+        if not _NCRONTAB.match(" ".join(schedule.split())) and not _TIMESPAN.match(schedule):
+            raise SettingsError("SWEEP_SCHEDULE", f"{schedule!r} is not a six-field NCRONTAB expression")
+
         return cls(
             graph_endpoint=graph_endpoint,
             graph_api_version=version,
@@ -129,6 +146,9 @@ class Settings:
             graph_max_attempts=int(_number("GRAPH_MAX_ATTEMPTS", get("GRAPH_MAX_ATTEMPTS"), 4, 1, 10, whole=True)),
             request_queue_name=queue,
             applicationinsights_connection_string=get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            connections_table=table,
+            sweep_schedule=schedule,
+            sweep_expiry_days=int(_number("SWEEP_EXPIRY_DAYS", get("SWEEP_EXPIRY_DAYS"), 30, 1, 3650, whole=True)),
         )
 
     @property

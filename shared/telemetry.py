@@ -33,7 +33,16 @@ if TYPE_CHECKING:
 
     from .outcome import Outcome
 
-__all__ = ["EVENT_NAME", "EXPORTED_LOGGER", "configure", "emit_outcome", "flush", "hold_sdk_loggers", "span"]
+__all__ = [
+    "EVENT_NAME",
+    "EXPORTED_LOGGER",
+    "configure",
+    "emit_event",
+    "emit_outcome",
+    "flush",
+    "hold_sdk_loggers",
+    "span",
+]
 
 EVENT_NAME = "AcquireAccessTokenOutcome"
 CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
@@ -158,6 +167,23 @@ def dimensions(outcome: Outcome) -> dict[str, str]:
         for key, value in flat.items()
         if value is not None
     }
+
+
+events_log = logging.getLogger("shared.events")
+events_log.setLevel(logging.INFO)
+
+
+def emit_event(name: str, properties: dict[str, str | None], *, level: int = logging.INFO) -> None:
+    """A custom event of its own (``SecretExpiryWarning``, ``ConnectionHealth``): a log record the exporter turns
+    into a ``customEvents`` row; without Application Insights, a log line with the properties as JSON."""
+    flat = {key: value for key, value in properties.items() if value is not None}
+    events_log.log(
+        level,
+        "%s %s",
+        name,
+        json.dumps(flat, separators=(",", ":")),
+        extra={CUSTOM_EVENT_ATTRIBUTE: name, **flat},
+    )
 
 
 def emit_outcome(outcome: Outcome) -> None:

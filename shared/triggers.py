@@ -13,10 +13,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, ProvisioningError
 from .outcome import Outcome
 from .pipeline import Pipeline, configuration_outcome
+from .rotation import KEY_VAULT_EVENTS, RotationReport
 from .settings import SettingsError
+from .store import ConnectionStore
 
 __all__ = ["EVENT_TYPE", "RetryableFailure", "decode_queue_message", "from_event", "from_queue"]
 
@@ -69,9 +71,18 @@ async def from_queue(get_pipeline: Callable[[], Pipeline], body: bytes | str, *,
 
 
 async def from_event(
-    get_pipeline: Callable[[], Pipeline], *, event_type: str | None, event_id: str | None, data: Any
-) -> Outcome | None:
-    """One Event Grid event (either schema). Events of other types are logged and ignored (``None``)."""
+    get_pipeline: Callable[[], Pipeline],
+    *,
+    event_type: str | None,
+    event_id: str | None,
+    data: Any,
+    get_store: Callable[[], ConnectionStore] | None = None,
+) -> Outcome | RotationReport | None:
+    """One Event Grid event (either schema): a request, or a Key Vault secret event. Other types are logged and
+    ignored (``None``)."""
+    event_type = (event_type or "").strip()
+    if event_type in KEY_VAULT_EVENTS and get_store is not None:
+        return await from_key_vault_event(get_pipeline, get_store, event_type=event_type, event_id=event_id, data=data)
     if event_type != EVENT_TYPE:
         log.info("ignoring Event Grid event %s of type %r", event_id, event_type)
         return None
@@ -81,6 +92,59 @@ async def from_event(
         raise RetryableFailure(configuration_outcome(exc, trigger="eventGrid")) from None
     # data is the request as an object, or as JSON text: the pipeline's parser takes both.
     return _settle(await pipeline.run(data, trigger="eventGrid"))
+
+
+async def from_key_vault_event(
+    get_pipeline: Callable[[], Pipeline],
+    get_store: Callable[[], ConnectionStore],
+    *,
+    event_type: str,
+    event_id: str | None,
+    data: Any,
+) -> RotationReport | None:
+    """A Key Vault secret event: rotation or an expiry warning. A malformed event is rejected with an outcome (never
+    retried); an outage raises so that Event Grid redelivers; so does any connection whose re-apply failed."""
+    from .rotation import RotationFailed, handle_key_vault_event, parse_key_vault_event
+
+    try:
+        pipeline = get_pipeline()
+    except SettingsError as exc:
+        raise RetryableFailure(configuration_outcome(exc, trigger="rotation")) from None
+    try:
+        event = parse_key_vault_event(event_type, data, pipeline.settings)
+    except InvalidRequest as error:
+        pipeline.refuse(error, trigger="rotation")
+        return None
+    if event is None:
+        return None
+    try:
+        report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline)
+    except RotationFailed as failure:
+        raise RetryableFailure(failure.failed[0]) from None
+    except ProvisioningError as error:
+        outcome = pipeline.refuse(error, trigger="rotation")
+        if error.retryable:
+            raise RetryableFailure(outcome) from None
+        return None
+    log.info(
+        "Key Vault event %s (%s %s): applied %s, skipped %s, rejected %s, warned %s",
+        event_id,
+        event_type,
+        event.name,
+        report.applied,
+        report.skipped,
+        report.rejected,
+        report.warned,
+    )
+    return report
+
+
+async def sweep(get_pipeline: Callable[[], Pipeline], get_store: Callable[[], ConnectionStore]) -> int:
+    """The timer's sweep; returns how many connections were reported. An outage raises (the timer runs again)."""
+    from .sweep import sweep as run_sweep
+
+    pipeline = get_pipeline()
+    return len(await run_sweep(get_store(), pipeline))
 
 
 def _settle(outcome: Outcome) -> Outcome:

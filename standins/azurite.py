@@ -1,4 +1,4 @@
-"""Azurite, the real Storage emulator (npm), started on a free loopback port for the queue tests."""
+"""Azurite, the real Storage emulator (npm): its queue and table services on free loopback ports."""
 
 from __future__ import annotations
 
@@ -21,52 +21,63 @@ def _free_port() -> int:
 
 class Azurite:
     def __init__(self) -> None:
-        binary = ROOT / "node_modules" / ".bin" / "azurite-queue"
+        self._dir = tempfile.mkdtemp(prefix="azurite-")
+        self._processes: list[tuple[subprocess.Popen[bytes], object]] = []
+        self.port = self._start("queue")
+        self.table_port = self._start("table")
+
+    def _start(self, service: str) -> int:
+        binary = ROOT / "node_modules" / ".bin" / f"azurite-{service}"
         if not binary.exists():
             raise RuntimeError("Azurite is not installed: `make test` runs `npm ci` first")
-        self.port = _free_port()
-        self._dir = tempfile.mkdtemp(prefix="azurite-")
-        self._log = open(Path(self._dir) / "azurite.log", "w")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
+        port = _free_port()
+        log_path = Path(self._dir) / f"azurite-{service}.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        process = subprocess.Popen(
             [
                 str(binary),
-                "--queueHost",
+                f"--{service}Host",
                 "127.0.0.1",
-                "--queuePort",
-                str(self.port),
+                f"--{service}Port",
+                str(port),
                 "--location",
-                self._dir,
+                str(Path(self._dir) / service),
                 "--skipApiVersionCheck",
                 "--loose",
                 "--silent",
             ],
-            stdout=self._log,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self._processes.append((process, log))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"Azurite exited: {(Path(self._dir) / 'azurite.log').read_text()}")
+            if process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"Azurite {service} exited: {log_path.read_text()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return port
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("Azurite did not start in 30 s")
+        raise RuntimeError(f"Azurite {service} did not start in 30 s")
 
     @property
     def connection_string(self) -> str:
         return (
             "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
             f"AccountKey={ACCOUNT_KEY};QueueEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
         )
 
     def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-        self._log.close()
+        for process, log in self._processes:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()  # type: ignore[attr-defined]
+        self._processes.clear()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -66,13 +66,16 @@ def run_demo() -> int:
             {"key": "SecretToken", "value": "the expired token"},
             {"key": "UserName", "value": "provisioning-bot"},
         ]
-        http_outcome, queue_report, lifecycle = asyncio.run(_run(azurite.connection_string, outcomes))
+        os.environ["CONNECTIONS_TABLE"] = "connections"
+        http_outcome, queue_report, lifecycle, rotation = asyncio.run(_run(azurite.connection_string, outcomes, stack))
         print("== 1. HTTP: POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
         print(json.dumps(http_outcome, indent=2))
         print("\n== 2. Queue: `python -m shared enqueue`, then the queue trigger")
         print(queue_report)
         print("\n== 3. The credential lifecycle: validateCredentials, saveSecrets, restartJob (a quarantined job)")
         print(json.dumps({k: lifecycle[k] for k in ("outcome", "steps", "job", "error")}, indent=2))
+        print("\n== 4. Rotation: a stored connection, a new secret version, Key Vault's event, a redelivery")
+        print(rotation["report"])
         from shared import telemetry
 
         telemetry.flush()
@@ -82,7 +85,8 @@ def run_demo() -> int:
             and outcomes.seen[1]["outcome"] == "succeeded"
             and lifecycle.get("outcome") == "succeeded"
             and (lifecycle.get("job") or {}).get("quarantine") is None
-            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 3
+            and rotation["ok"]
+            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 4
         )
         return 0 if ok else 1
     finally:
@@ -91,7 +95,9 @@ def run_demo() -> int:
             azurite.stop()
 
 
-async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, Any], str, dict[str, Any]]:
+async def _run(
+    connection_string: str, outcomes: _Outcomes, stack: Any
+) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
     import azure.functions as func
 
     import function_app
@@ -146,7 +152,8 @@ async def _run(connection_string: str, outcomes: _Outcomes) -> tuple[dict[str, A
             body=json.dumps(lifecycle_body).encode(),
         )
         lifecycle = dict(json.loads((await handler(lifecycle_request)).get_body()))
-        return http_outcome, report, lifecycle
+        rotation = await _rotation(stack, outcomes)
+        return http_outcome, report, lifecycle, rotation
     finally:
         await get_pipeline().close()
 
@@ -191,3 +198,66 @@ def _print_seen(stack: Any) -> None:
         }
     )
     print(f"  metrics: {', '.join(names)}")
+
+
+async def _rotation(stack: Any, outcomes: _Outcomes) -> dict[str, Any]:
+    """PUT a connection, set a new version of its secret, deliver Key Vault's event twice."""
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+    from azure.functions.meta import Datum
+
+    import function_app
+
+    lines = []
+    connection = {
+        "servicePrincipalId": SP_ID,
+        "credentials": [
+            {"key": "BaseAddress", "value": SCIM_URL},
+            {"key": "SecretToken", "secretRef": "scim-token"},
+        ],
+        "steps": ["saveSecrets", "restartJob"],
+    }
+    put = func.HttpRequest(
+        "PUT",
+        "http://localhost:7071/api/connections/contoso-scim",
+        route_params={"name": "contoso-scim"},
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(connection).encode(),
+    )
+    created = await function_app.connection.build().get_user_function()(put)
+    lines.append(f"PUT /api/connections/contoso-scim -> {created.status_code}, ETag {created.headers.get('ETag')}")
+    new_value = os.urandom(16).hex()
+    version = stack.keyvault.set_secret("scim-token", new_value)
+    stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": new_value}
+    lines.append(f"Key Vault: new version {version} of scim-token")
+    event_json = stack.keyvault.event("Microsoft.KeyVault.SecretNewVersionCreated", "scim-token")
+    handler = function_app.acquire_from_event_grid.build().get_user_function()
+    before = len(stack.graph.seen)
+    await handler(EventGridEventInConverter.decode(Datum(event_json, "json"), trigger_metadata={}))
+    applied = stack.graph.seen[before:]
+    outcome = outcomes.seen[-1]
+    lines.append(
+        f"Event Grid delivers SecretNewVersionCreated: outcome {outcome['outcome']} (trigger {outcome['trigger']}, "
+        f"connection {outcome.get('connection')}), steps "
+        + ", ".join(f"{s['name']}:{s['status']}" for s in outcome["steps"])
+    )
+    for seen in applied:
+        lines.append(f"  Graph saw {seen.method} {seen.path.rsplit('/synchronization/', 1)[-1]} -> {seen.status}")
+    saved = {s["key"]: s["value"] for s in stack.graph.stored_secrets.get(SP_ID, [])}
+    lines.append(f"  the saved SecretToken is the new version's value: {saved.get('SecretToken') == new_value}")
+    before = len(stack.graph.seen)
+    await handler(EventGridEventInConverter.decode(Datum(event_json, "json"), trigger_metadata={}))
+    lines.append(f"Event Grid redelivers the same event: Graph calls made: {len(stack.graph.seen) - before} (skipped)")
+    get = func.HttpRequest(
+        "GET", "http://localhost:7071/api/connections/contoso-scim", route_params={"name": "contoso-scim"}, body=b""
+    )
+    stored = json.loads((await function_app.connection.build().get_user_function()(get)).get_body())
+    lines.append(f"GET /api/connections/contoso-scim: lastOutcome {json.dumps(stored['lastOutcome'])}")
+    lines.append(f"  appliedVersions {json.dumps(stored['appliedVersions'])}")
+    ok = (
+        outcome["outcome"] == "succeeded"
+        and saved.get("SecretToken") == new_value
+        and len(stack.graph.seen) == before
+        and version in stored["appliedVersions"].values()
+    )
+    return {"report": "\n".join(lines), "ok": ok}

@@ -25,6 +25,7 @@ class StoredSecret:
     value: str
     version: str
     enabled: bool = True
+    expires: int | None = None  # epoch seconds, Key Vault's "exp" attribute
 
 
 class KeyVaultStandIn(StandIn):
@@ -44,10 +45,54 @@ class KeyVaultStandIn(StandIn):
     def resource(self) -> str:
         return f"https://0.1:{self.port}"
 
-    def set_secret(self, name: str, value: str, *, enabled: bool = True) -> str:
+    def set_secret(self, name: str, value: str, *, enabled: bool = True, expires: int | None = None) -> str:
+        """A new version of the secret (the newest is what a reference without a version gets); its version id."""
         version = secrets.token_hex(16)
-        self.secrets.setdefault(name, []).append(StoredSecret(value, version, enabled))
+        self.secrets.setdefault(name, []).append(StoredSecret(value, version, enabled, expires))
         return version
+
+    def event(self, event_type: str, name: str, version: str | None = None, *, schema: str = "eventgrid") -> str:
+        """A Key Vault event as Event Grid delivers it for this vault, in either schema (JSON text)."""
+        import json
+
+        stored = (
+            self.secrets[name][-1] if version is None else next(s for s in self.secrets[name] if s.version == version)
+        )
+        data = {
+            "Id": f"https://{self.host}/secrets/{name}/{stored.version}",
+            "VaultName": "standin-kv",
+            "ObjectType": "Secret",
+            "ObjectName": name,
+            "Version": stored.version,
+            "NBF": str(int(time.time()) - 60),
+            "EXP": None if stored.expires is None else str(stored.expires),
+        }
+        topic = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/standin-kv"
+        event_id = secrets.token_hex(8)
+        if schema == "cloudevents":
+            return json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": event_id,
+                    "source": topic,
+                    "type": event_type,
+                    "subject": name,
+                    "time": "2026-11-25T08:00:00Z",
+                    "data": data,
+                }
+            )
+        return json.dumps(
+            {
+                "id": event_id,
+                "topic": topic,
+                "subject": name,
+                "eventType": event_type,
+                "data": data,
+                "eventTime": "2026-11-25T08:00:00.0000000Z",
+                "dataVersion": "1",
+                "metadataVersion": "1",
+            }
+        )
 
     def handle(self, seen: Seen) -> Reply:
         if seen.query.get("api-version") not in API_VERSIONS:
@@ -105,6 +150,7 @@ class KeyVaultStandIn(StandIn):
                 "value": stored.value,
                 "id": f"https://{self.host}/secrets/{name}/{stored.version}",
                 "attributes": {
+                    **({"exp": stored.expires} if stored.expires is not None else {}),
                     "enabled": True,
                     "created": now,
                     "updated": now,

@@ -32,6 +32,7 @@ class Stack:
             "GRAPH_SCOPE": "https://graph.microsoft.com/.default",
             "KEY_VAULT_URI": self.keyvault.url,
             "REQUEST_QUEUE_NAME": "acquire-access-token",
+            "SWEEP_SCHEDULE": "0 0 6 * * *",
             "GRAPH_MAX_ATTEMPTS": "4",
             "GRAPH_TIMEOUT_SECONDS": "5",
             "SSL_CERT_FILE": str(Path(self.ca.bundle)),

@@ -226,6 +226,7 @@ def run_postdeploy(tmp_path: Path, az_script: str | None) -> tuple[subprocess.Co
         "AZURE_EVENTGRID_TOPIC_NAME": "evgt-x",
         "AZURE_FUNCTION_NAME": "func-x",
         "AZURE_STORAGE_ACCOUNT_NAME": "stx",
+        "AZURE_KEYVAULT_EVENTS_TOPIC_NAME": "evgt-x-kv",
     }
     result = subprocess.run(
         [str(bin_dir / "sh"), str(INFRA / "hooks" / "postdeploy.sh")], env=env, capture_output=True, text=True
@@ -256,6 +257,35 @@ def test_the_postdeploy_hook_deploys_into_azds_subscription(tmp_path):
     assert account.startswith("account show --subscription aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
     assert deployment.startswith("deployment group create --subscription aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
     assert "--resource-group rg-dev" in deployment
+
+
+def test_connections_get_their_table_and_the_table_role():
+    storage = text("app/storage.bicep")
+    assert "Microsoft.Storage/storageAccounts/tableServices/tables@" in storage
+    assert "var connectionsTableName = 'connections'" in text("main.bicep")
+    rbac = text("app/rbac.bicep")
+    assert "storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'" in rbac
+    table_role = rbac.split("resource tableContributor")[1].split("\n}\n")[0]
+    assert "scope: storage" in table_role
+    assert "principalId: identityPrincipalId" in table_role
+    function = text("app/function.bicep")
+    for setting in ("CONNECTIONS_TABLE", "SWEEP_SCHEDULE", "SWEEP_EXPIRY_DAYS"):
+        assert f"name: '{setting}'" in function
+
+
+def test_key_vault_secret_events_reach_the_function_with_dead_lettering(app_functions):
+    eventgrid = text("app/eventgrid.bicep")
+    assert "Microsoft.EventGrid/systemTopics@" in eventgrid
+    assert "topicType: 'Microsoft.KeyVault.vaults'" in eventgrid
+    assert "source: vault.id" in eventgrid
+    subscription = text("event-subscription.bicep").split("resource secretEvents")[1]
+    for event_type in ("SecretNewVersionCreated", "SecretNearExpiry", "SecretExpired"):
+        assert f"'Microsoft.KeyVault.{event_type}'" in subscription
+    assert "deadLetterWithResourceIdentity" in subscription
+    [function] = [f for f in app_functions if f.get_trigger().type == "eventGridTrigger"]
+    assert f"/functions/{function.get_function_name()}'" in subscription
+    assert "vaultTopicPrincipalId" in text("app/rbac.bicep")
+    assert 'vaultTopicName="$AZURE_KEYVAULT_EVENTS_TOPIC_NAME"' in text("hooks/postdeploy.sh")
 
 
 def test_azd_hooks_are_valid_shell():

@@ -4,6 +4,8 @@
 param name string
 param location string
 param tags object
+@description('The Key Vault whose secret events (new version, near expiry, expired) the app reacts to.')
+param keyVaultName string
 
 resource topic 'Microsoft.EventGrid/topics@2024-06-01-preview' = {
   name: name
@@ -21,7 +23,28 @@ resource topic 'Microsoft.EventGrid/topics@2024-06-01-preview' = {
   }
 }
 
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+// Key Vault publishes its events to a system topic; the subscription (SecretNewVersionCreated, SecretNearExpiry,
+// SecretExpired, dead-lettered) is made by the postdeploy hook, once the function exists.
+resource vaultTopic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
+  name: '${name}-kv'
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned' // writes undeliverable events to the dead-letter container
+  }
+  properties: {
+    source: vault.id
+    topicType: 'Microsoft.KeyVault.vaults'
+  }
+}
+
 output name string = topic.name
 output id string = topic.id
 output endpoint string = topic.properties.endpoint
 output principalId string = topic.identity.principalId
+output vaultTopicName string = vaultTopic.name
+output vaultTopicPrincipalId string = vaultTopic.identity.principalId

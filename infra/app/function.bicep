@@ -11,6 +11,7 @@ param deploymentContainerName string
 param applicationInsightsConnectionString string
 param keyVaultUri string
 param requestQueueName string
+param connectionsTableName string
 param allowedTargets string
 param requiredAppRole string
 param maximumInstanceCount int
@@ -81,6 +82,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // The app's own settings (CONTRACT section 5).
         { name: 'KEY_VAULT_URI', value: keyVaultUri }
         { name: 'REQUEST_QUEUE_NAME', value: requestQueueName }
+        { name: 'CONNECTIONS_TABLE', value: connectionsTableName }
+        { name: 'SWEEP_SCHEDULE', value: '0 0 6 * * *' }
+        { name: 'SWEEP_EXPIRY_DAYS', value: '30' }
         { name: 'ALLOWED_TARGETS', value: allowedTargets }
         { name: 'REQUIRED_APP_ROLE', value: requiredAppRole }
         { name: 'ALLOW_INLINE_SECRETS', value: 'false' }

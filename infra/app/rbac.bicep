@@ -5,6 +5,8 @@ param keyVaultName string
 param applicationInsightsName string
 param eventGridTopicName string
 param eventGridPrincipalId string
+@description('The Key Vault system topic, which dead-letters undeliverable secret events.')
+param vaultTopicPrincipalId string
 param deadLetterContainerName string
 @description('The principal running azd; empty for none.')
 param deployerPrincipalId string
@@ -25,6 +27,7 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -69,6 +72,17 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// Connections: read and write entities of the app's own storage account (tables only).
+resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identityPrincipalId, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+  }
+}
+
 // Read secrets, nothing else.
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, identityPrincipalId, roles.keyVaultSecretsUser)
@@ -97,6 +111,17 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: deadLetterContainer
   properties: {
     principalId: eventGridPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+  }
+}
+
+// The Key Vault system topic writes undeliverable secret events to the same dead-letter container.
+resource vaultDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, vaultTopicPrincipalId, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    principalId: vaultTopicPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
   }

@@ -1,10 +1,11 @@
-// Host storage, the deployment package container and the request queue. Shared-key access off: everything
+// Host storage, the deployment package container, the request queue and the connections table. Shared-key access off: everything
 // reaches it with Entra ID (the app's identity), so there is no storage key in any setting.
 param name string
 param location string
 param tags object
 param deploymentContainerName string
 param requestQueueName string
+param connectionsTableName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -82,8 +83,20 @@ resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: '${requestQueueName}-poison'
 }
 
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Connections (the app creates it on first use too, so a renamed CONNECTIONS_TABLE still works).
+resource connectionsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: connectionsTableName
+}
+
 output name string = storage.name
 output id string = storage.id
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output deploymentContainerName string = deploymentContainer.name
 output deadLetterContainerName string = deadLetterContainer.name
+output connectionsTableName string = connectionsTable.name

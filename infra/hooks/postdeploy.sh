@@ -33,7 +33,9 @@ az deployment group create \
   --name event-subscription \
   --template-file "$(dirname "$0")/../event-subscription.bicep" \
   --parameters topicName="$AZURE_EVENTGRID_TOPIC_NAME" \
+               vaultTopicName="$AZURE_KEYVAULT_EVENTS_TOPIC_NAME" \
                functionAppName="$AZURE_FUNCTION_NAME" \
                storageAccountName="$AZURE_STORAGE_ACCOUNT_NAME" \
   --output none
 echo "Event Grid topic $AZURE_EVENTGRID_TOPIC_NAME now delivers Provisioning.AcquireAccessTokenRequested to $AZURE_FUNCTION_NAME."
+echo "Key Vault events (new secret version, near expiry, expired) now reach $AZURE_FUNCTION_NAME through $AZURE_KEYVAULT_EVENTS_TOPIC_NAME."

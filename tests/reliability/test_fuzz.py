@@ -63,6 +63,29 @@ near_valid = st.fixed_dictionaries(
         "correlationId": st.one_of(st.text(max_size=140), json_values),
         "dryRun": st.one_of(st.booleans(), json_values),
         "unexpected": json_values,
+        "steps": st.one_of(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "validateCredentials",
+                        "acquireAccessToken",
+                        "saveSecrets",
+                        "startJob",
+                        "restartJob",
+                        "provisionOnDemand",
+                        "bogus",
+                    ]
+                ),
+                max_size=7,
+            ),
+            json_values,
+        ),
+        "jobId": st.one_of(st.text(max_size=60), json_values),
+        "resetScope": st.one_of(
+            st.text("WatermarkEscrowsQuarantineStateFullForceDeletesNone, ", max_size=50), json_values
+        ),
+        "replaceSecrets": st.one_of(st.booleans(), json_values),
+        "onDemand": json_values,
     },
 )
 bodies = st.one_of(
@@ -189,3 +212,66 @@ def test_the_event_grid_trigger_settles_or_retries_any_event(fuzz_env, loop, dat
         assert loop.run_until_complete(handler(event)) is None
     except RetryableFailure as failure:
         assert failure.outcome.outcome == "failed"
+
+
+connection_names = st.one_of(st.from_regex(r"[a-z0-9-]{1,63}", fullmatch=True), st.text(max_size=70))
+
+
+@settings(FUZZ, max_examples=150)
+@given(name=connection_names, body=bodies, verb=st.sampled_from(["PUT", "GET", "DELETE"]))
+def test_the_connection_routes_never_fail_on_any_name_or_body(fuzz_env, azurite, monkeypatch, loop, name, body, verb):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("CONNECTIONS_TABLE", "fuzzconnections")
+    handler = function_app.connection.build().get_user_function()
+    request = func.HttpRequest(
+        verb, f"https://app.example/api/connections/{name}", route_params={"name": name}, body=body
+    )
+    response = loop.run_until_complete(handler(request))
+    assert response.status_code in {200, 201, 204, 400, 403, 404, 412}, response.get_body()
+    if response.status_code >= 400:
+        problem = json.loads(response.get_body())
+        assert response.mimetype == "application/problem+json"
+        assert problem["status"] == response.status_code
+        assert problem["error"]["message"]
+        assert "Traceback" not in response.get_body().decode()
+
+
+key_vault_data = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "Id": st.one_of(st.text(max_size=80), st.just("https://127.0.0.1:1/secrets/scim-token/abc"), json_values),
+            "VaultName": st.one_of(st.text(max_size=30), json_values),
+            "ObjectType": st.one_of(st.sampled_from(["Secret", "Key", " secret "]), json_values),
+            "ObjectName": st.one_of(st.text(max_size=30), json_values),
+            "Version": st.one_of(st.text(max_size=40), json_values),
+            "NBF": json_values,
+            "EXP": json_values,
+        },
+    ),
+)
+
+
+@settings(FUZZ, max_examples=200)
+@given(
+    data=key_vault_data,
+    event_type=st.sampled_from(
+        [
+            "Microsoft.KeyVault.SecretNewVersionCreated",
+            "Microsoft.KeyVault.SecretNearExpiry",
+            "Microsoft.KeyVault.SecretExpired",
+        ]
+    ),
+)
+def test_key_vault_events_never_fail_except_to_be_retried(fuzz_env, azurite, monkeypatch, loop, data, event_type):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("CONNECTIONS_TABLE", "fuzzrotation")
+    handler = function_app.acquire_from_event_grid.build().get_user_function()
+    event = func.EventGridEvent(
+        id="e", data=data, topic="t", subject="s", event_type=event_type, event_time=None, data_version="1"
+    )
+    try:
+        loop.run_until_complete(handler(event))
+    except RetryableFailure:
+        pass

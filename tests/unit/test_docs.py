@@ -8,7 +8,8 @@ from pathlib import Path
 from shared.graph import GraphCall
 from shared.outcome import Outcome
 from shared.request import Target
-from shared.telemetry import EVENT_NAME, dimensions
+from shared.sweep import Health
+from shared.telemetry import dimensions
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
@@ -40,12 +41,25 @@ def test_every_dimension_a_query_reads_is_one_the_app_emits():
         error_message="m",
         dequeue_count=1,
     )
-    emitted = set(dimensions(full))
+    emitted = set(dimensions(full)) | {"steps", "jobStatus", "connection"}
+    emitted |= set(Health(connection="c").properties())
+    emitted |= {"connection", "vault", "secret", "expires", "expired", "eventType"}  # SecretExpiryWarning
     queries = sorted((DOCS / "queries").glob("*.kql"))
-    assert len(queries) == 3
+    assert len(queries) == 6
     for path in queries:
         text = path.read_text()
-        assert f'name == "{EVENT_NAME}"' in text, path.name
+        assert re.search(r'name (==|in) \(?"(AcquireAccessTokenOutcome|ConnectionHealth|SecretExpiryWarning)"', text)
         used = set(re.findall(r"customDimensions\.(\w+)", text))
         assert used, path.name
         assert used <= emitted, f"{path.name} reads dimensions the app never emits: {used - emitted}"
+
+
+def test_the_expiry_warning_carries_what_the_queries_read(caplog):
+    import logging
+
+    from shared.rotation import KeyVaultEvent, _warn_expiry
+
+    with caplog.at_level(logging.INFO, logger="shared.events"):
+        _warn_expiry(KeyVaultEvent("Microsoft.KeyVault.SecretExpired", None, "https://kv", "s", None, "2030"), "c")
+    [record] = caplog.records
+    assert {"connection", "secret", "expires"} <= set(json.loads(record.getMessage().split(" ", 1)[1]))

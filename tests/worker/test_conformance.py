@@ -24,8 +24,12 @@ EXPECTED = {
     "acquire_access_token": ("httpTrigger", ["POST"], "acquireAccessToken", "FUNCTION"),
     "health_check": ("httpTrigger", ["GET"], "health", "ANONYMOUS"),
     "openapi": ("httpTrigger", ["GET"], "openapi.json", "ANONYMOUS"),
+    "connection": ("httpTrigger", ["GET", "PUT", "DELETE"], "connections/{name}", "FUNCTION"),
+    "list_connections": ("httpTrigger", ["GET"], "connections", "FUNCTION"),
+    "run_connection": ("httpTrigger", ["POST"], "connections/{name}/run", "FUNCTION"),
     "acquire_from_queue": ("queueTrigger", "%REQUEST_QUEUE_NAME%", "AzureWebJobsStorage"),
     "acquire_from_event_grid": ("eventGridTrigger",),
+    "sweep_connections": ("timerTrigger", "%SWEEP_SCHEDULE%"),
 }
 FUNCTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 TRIGGERS = {"httpTrigger", "queueTrigger", "eventGridTrigger", "timerTrigger"}
@@ -92,6 +96,9 @@ async def test_every_function_has_metadata_the_host_accepts(worker):
         elif trigger["type"] == "queueTrigger":
             assert (trigger["queueName"], trigger["connection"]) == expected[1:]
             assert re.fullmatch(r"%[A-Z_]+%", trigger["queueName"])
+        elif trigger["type"] == "timerTrigger":
+            assert trigger["schedule"] == expected[1]
+            assert trigger["runOnStartup"] is False  # a sweep on every cold start would multiply the Graph reads
 
 
 async def test_every_function_loads(worker):
@@ -356,3 +363,32 @@ async def test_telemetry_stays_bounded_under_the_worker_and_flush_returns(worker
     assert len(events) == 1
     traces = [e["data"]["baseData"].get("message", "") for e in ingestion.of_type("MessageData")]
     assert not [t for t in traces if "Request URL" in t or "Transmission" in t or "/v2.1/track" in t]
+
+
+# ---- connections and the timer -------------------------------------------------------------------------------------
+
+
+async def test_connections_routes_and_the_sweep_timer_run_in_the_worker(worker, app_env, azurite, monkeypatch, caplog):
+    import logging
+    import uuid
+
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("CONNECTIONS_TABLE", "worker" + uuid.uuid4().hex[:10])
+    body = json.dumps(request_body(correlationId=None)).encode()
+    created = await worker.invoke(
+        "connection",
+        {"req": worker.http("PUT", "connections/w-conn", body=body, params={"name": "w-conn"})},
+    )
+    assert reply(created)[0] == 201
+    assert header(created, "etag")
+    listed = await worker.invoke("list_connections", {"req": worker.http("GET", "connections")})
+    assert [c["name"] for c in reply(listed)[1]["value"]] == ["w-conn"]
+    ran = await worker.invoke(
+        "run_connection", {"req": worker.http("POST", "connections/w-conn/run", params={"name": "w-conn"})}
+    )
+    assert reply(ran)[1]["trigger"] == "connection"
+    timer = json.dumps({"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": False})
+    with caplog.at_level(logging.INFO, logger="shared.events"):
+        swept = await worker.invoke("sweep_connections", {"timer": worker.pb.TypedData(json=timer)})
+    assert swept.succeeded, swept.response.result.exception.message
+    assert "ConnectionHealth" in caplog.text

@@ -1,0 +1,204 @@
+"""Connections: named, stored requests the app keeps alive (create, read, list, delete, run).
+
+A connection holds a request (target, credentials as references, steps, job), never a secret value: a sensitive
+key given inline is refused for a connection whatever ``ALLOW_INLINE_SECRETS`` says. Running one records its last
+outcome and, when it succeeded, the secret versions it applied; those writes are conditional on the ETag and are
+retried on a concurrent change, so neither the run's result nor anyone else's update is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidRequest, PolicyRefused, ProvisioningError
+from .keys import is_sensitive
+from .outcome import Outcome
+from .references import parse_reference
+from .request import MAX_BODY_BYTES, AcquireRequest, parse_request
+from .store import ConnectionNotFound, ConnectionRecord, ConnectionStore, PreconditionFailed, now
+
+if TYPE_CHECKING:
+    from .pipeline import Invocation, Pipeline
+    from .settings import Settings
+
+__all__ = [
+    "MAX_STORED_CHARS",
+    "check_name",
+    "delete_connection",
+    "get_connection",
+    "list_connections",
+    "put_connection",
+    "record_outcome",
+    "run_connection",
+    "stored_request",
+]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
+# Table Storage keeps a string property in at most 64 KiB of UTF-16: 32,768 characters; leave room.
+MAX_STORED_CHARS = 30_000
+MAX_TOP = 100
+_WRITE_TRIES = 5
+
+
+def check_name(name: str | None) -> str:
+    if not name or not _NAME.match(name):
+        raise InvalidRequest("a connection name is 1 to 63 lower-case letters, digits or dashes")
+    return name
+
+
+def _validate(raw: bytes | str | Any, settings: Settings) -> tuple[dict[str, Any], tuple[tuple[str, bool], ...]]:
+    """The request a connection stores, checked like any request and more: no secret value, ever."""
+    from .request import _decode
+
+    data = _decode(raw)
+    request = parse_request(data)  # every rule of a request: 400 naming the field
+    for credential in request.credentials:
+        if credential.value is not None and is_sensitive(credential.key):
+            raise PolicyRefused(
+                f"credential {credential.key!r} is sensitive: a connection stores references only, so it must "
+                "come as a secretRef (whatever ALLOW_INLINE_SECRETS says)",
+                code="inlineSecretNotAllowed",
+            )
+    if settings.allowed_targets is not None and request.target.id not in settings.allowed_targets:
+        raise PolicyRefused(
+            f"{request.target.type} {request.target.id} is not in ALLOWED_TARGETS", code="targetNotAllowed"
+        )
+    secret_ids = []
+    for credential in request.credentials:
+        if credential.secret_ref is not None:
+            reference = parse_reference(credential.secret_ref, settings, key=credential.key)  # 400 / 403
+            secret_ids.append((reference.secret_id, reference.version is not None))
+    stored = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if len(stored) > MAX_STORED_CHARS:
+        raise InvalidRequest(f"a connection's request is at most {MAX_STORED_CHARS} characters of JSON")
+    return data, tuple(secret_ids)
+
+
+def stored_request(record: ConnectionRecord) -> AcquireRequest:
+    return parse_request(record.request)
+
+
+async def put_connection(
+    store: ConnectionStore,
+    settings: Settings,
+    name: str,
+    body: bytes | str,
+    *,
+    if_match: str | None = None,
+    if_none_match: str | None = None,
+) -> tuple[ConnectionRecord, bool]:
+    """Create or replace; returns the stored connection and whether it was created. Honours If-Match/If-None-Match."""
+    check_name(name)
+    if isinstance(body, bytes | bytearray) and len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
+    data, secret_ids = _validate(body, settings)
+    current = await store.get(name)
+    if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
+        raise PreconditionFailed(f"connection {name!r} already exists (If-None-Match: *)")
+    if if_match is not None and if_match.strip() != "*" and (current is None or current.etag != if_match.strip()):
+        if current is None:
+            raise PreconditionFailed(f"connection {name!r} does not exist (If-Match)")
+        raise PreconditionFailed(f"connection {name!r} changed since ETag {if_match.strip()}")
+    if if_match is not None and if_match.strip() == "*" and current is None:
+        raise PreconditionFailed(f"connection {name!r} does not exist (If-Match: *)")
+    record = ConnectionRecord(name=name, request=data, secret_ids=secret_ids)
+    if current is None:
+        return await store.create(record), True
+    kept = {s for s, _ in secret_ids}
+    record = replace(
+        record,
+        last_outcome=current.last_outcome,
+        applied_versions={k: v for k, v in current.applied_versions.items() if k in kept},
+        claim=current.claim,
+    )
+    return await store.replace(record, etag=current.etag), False
+
+
+async def get_connection(store: ConnectionStore, name: str) -> ConnectionRecord:
+    record = await store.get(check_name(name))
+    if record is None:
+        raise ConnectionNotFound(f"connection {name!r} does not exist")
+    return record
+
+
+async def list_connections(
+    store: ConnectionStore, *, top: str | None, continuation: str | None
+) -> tuple[list[ConnectionRecord], str | None]:
+    try:
+        size = 50 if top in (None, "") else int(str(top))
+    except ValueError:
+        raise InvalidRequest("top must be a whole number from 1 to 100") from None
+    if not 1 <= size <= MAX_TOP:
+        raise InvalidRequest("top must be a whole number from 1 to 100")
+    return await store.page(top=size, continuation=continuation or None)
+
+
+async def delete_connection(store: ConnectionStore, name: str, *, if_match: str | None = None) -> None:
+    await store.delete(check_name(name), etag=None if if_match is None else if_match.strip())
+
+
+async def run_connection(
+    store: ConnectionStore, pipeline: Pipeline, name: str, *, invocation: Invocation | None = None
+) -> Outcome:
+    """Run a connection's steps now; the outcome is recorded on the connection."""
+    from .pipeline import Invocation
+
+    try:
+        record = await get_connection(store, name)
+    except ProvisioningError as error:
+        return pipeline.refuse(error, trigger="connection", connection=name if _NAME.match(name or "") else None)
+    invocation = invocation or Invocation(trigger="connection", connection=name)
+    try:
+        request: Any = stored_request(record)
+    except InvalidRequest:
+        request = record.request  # the pipeline refuses it with the same message, as an outcome
+    outcome = await pipeline.run(request, invocation=invocation)
+    await record_outcome(store, name, outcome)
+    return outcome
+
+
+def outcome_summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "outcome": outcome.outcome,
+        "at": now(),
+        "errorCode": outcome.error_code,
+        "correlationId": outcome.correlation_id,
+        "trigger": outcome.trigger,
+    }
+
+
+async def record_outcome(
+    store: ConnectionStore, name: str, outcome: Outcome, *, release_claim: bool = False
+) -> ConnectionRecord | None:
+    """Store the last outcome (and, on success, the versions applied), retrying on a concurrent change.
+
+    A connection deleted meanwhile is left deleted (``None``). A failure to write is logged, not raised: the run
+    itself is over and its outcome already emitted.
+    """
+    summary = outcome_summary(outcome)
+    for _ in range(_WRITE_TRIES):
+        try:
+            current = await store.get(name)
+            if current is None:
+                return None
+            applied = dict(current.applied_versions)
+            if outcome.ok:
+                applied.update(outcome.applied_versions)
+            claim = None if release_claim else current.claim
+            updated = replace(current, last_outcome=summary, applied_versions=applied, claim=claim)
+            return await store.replace(updated, etag=current.etag)
+        except PreconditionFailed:
+            continue
+        except ConnectionNotFound:
+            return None
+        except ProvisioningError as error:
+            log.warning("could not record the outcome of connection %r: %s", name, error.code)
+            return None
+    log.warning("could not record the outcome of connection %r: it kept changing", name)
+    return None

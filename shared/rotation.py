@@ -1,0 +1,246 @@
+"""Key Vault events: re-apply a rotated secret to every connection that uses it, and warn before one expires.
+
+``SecretNewVersionCreated``: every connection referencing that vault and secret without a pinned version runs its
+steps with exactly the new version (never a cached older value); one outcome per connection, trigger ``rotation``.
+Idempotent: a connection whose ``appliedVersions`` already holds the version is skipped, and a short-lived claim on
+the connection (an ETag-conditional write) lets only one of two concurrent deliveries of the same event apply it.
+Like a batch processor that reports partial failures, every affected connection is tried, then one
+:class:`RotationFailed` is raised if any failed retryably, so Event Grid redelivers and the applied ones are skipped.
+
+``SecretNearExpiry`` / ``SecretExpired``: one ``SecretExpiryWarning`` custom event per affected connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .connections import record_outcome, stored_request
+from .errors import InvalidRequest, ProvisioningError
+from .references import SecretReference, parse_reference
+from .store import ConnectionStore, PreconditionFailed, now
+
+if TYPE_CHECKING:
+    from .outcome import Outcome
+    from .pipeline import Pipeline
+    from .settings import Settings
+
+__all__ = [
+    "EXPIRY_EVENTS",
+    "KEY_VAULT_EVENTS",
+    "NEW_VERSION",
+    "KeyVaultEvent",
+    "RotationFailed",
+    "RotationReport",
+    "handle_key_vault_event",
+    "parse_key_vault_event",
+]
+
+log = logging.getLogger(__name__)
+
+NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
+EXPIRY_EVENTS = ("Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired")
+KEY_VAULT_EVENTS = (NEW_VERSION, *EXPIRY_EVENTS)
+CLAIM_SECONDS = 600  # as long as one function invocation may run (host.json functionTimeout)
+
+
+@dataclass(frozen=True)
+class KeyVaultEvent:
+    type: str
+    id: str | None
+    vault_url: str
+    name: str
+    version: str | None
+    expires: str | None
+
+    @property
+    def secret_id(self) -> str:
+        return f"{self.vault_url}/secrets/{self.name.lower()}"
+
+
+@dataclass
+class RotationReport:
+    applied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
+    ignored: str | None = None
+
+
+class RotationFailed(Exception):
+    """Raised to the host after every connection was tried, when some failed retryably (Event Grid redelivers)."""
+
+    def __init__(self, failed: list[Outcome]) -> None:
+        names = ", ".join(f"{o.connection} ({o.error_code})" for o in failed)
+        super().__init__(f"rotation failed for {len(failed)} connection(s): {names}")
+        self.failed = failed
+
+
+def _text(data: dict[str, Any], name: str) -> str | None:
+    for key, value in data.items():
+        if key.lower() == name.lower() and value is not None:
+            text = str(value).strip()
+            return text or None
+    return None
+
+
+def _epoch(value: str | None) -> str | None:
+    """NBF/EXP come as epoch seconds, as numbers or strings; an ISO time when readable."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_key_vault_event(event_type: str, data: Any, settings: Settings) -> KeyVaultEvent | None:
+    """The event's secret, or ``None`` (logged) for a vault the app may not use. Malformed: InvalidRequest."""
+    if isinstance(data, str):
+        import json
+
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise InvalidRequest("the Key Vault event's data is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the Key Vault event's data is not an object")
+    object_type = _text(data, "ObjectType")
+    if object_type is not None and object_type.lower() != "secret":
+        raise InvalidRequest(f"the Key Vault event is about a {object_type[:20]}, not a secret")
+    name = _text(data, "ObjectName")
+    version = _text(data, "Version")
+    vault_name = _text(data, "VaultName")
+    identifier = _text(data, "Id")
+    if identifier is not None:
+        parts = urlsplit(identifier)
+        segments = parts.path.strip("/").split("/")
+        if parts.scheme != "https" or not parts.hostname or len(segments) < 2 or segments[0] != "secrets":
+            raise InvalidRequest("the Key Vault event's Id is not a secret URI")
+        name = name or segments[1]
+        if len(segments) > 2:
+            version = version or segments[2]
+        reference_text = f"https://{parts.netloc}/secrets/{name}"
+    elif vault_name is not None and name is not None:
+        reference_text = f"@Microsoft.KeyVault(VaultName={vault_name};SecretName={name})"
+    else:
+        raise InvalidRequest("the Key Vault event names no secret (Id, or VaultName and ObjectName)")
+    if not name:
+        raise InvalidRequest("the Key Vault event names no secret")
+    from .errors import PolicyRefused
+
+    try:
+        reference: SecretReference = parse_reference(reference_text, settings, key="event")
+    except PolicyRefused:
+        host = urlsplit(identifier).netloc if identifier else vault_name
+        log.warning("ignoring %s for secret %r: vault %s is not in KEY_VAULT_ALLOWED_HOSTS", event_type, name, host)
+        return None
+    if event_type == NEW_VERSION and not version:
+        raise InvalidRequest("a SecretNewVersionCreated event needs the new Version")
+    return KeyVaultEvent(
+        type=event_type,
+        id=identifier,
+        vault_url=reference.vault_url,
+        name=reference.name,
+        version=version,
+        expires=_epoch(_text(data, "EXP")),
+    )
+
+
+async def handle_key_vault_event(event: KeyVaultEvent, *, store: ConnectionStore, pipeline: Pipeline) -> RotationReport:
+    report = RotationReport()
+    names = await store.find_by_secret(event.secret_id)
+    if event.type in EXPIRY_EVENTS:
+        for name in names:
+            record = await store.get(name)
+            if record is None or not any(s == event.secret_id for s, _ in record.secret_ids):
+                continue
+            _warn_expiry(event, name)
+            report.warned.append(name)
+        return report
+    for name in names:
+        await _rotate_one(event, name, store=store, pipeline=pipeline, report=report)
+    if report.failed:
+        raise RotationFailed(report.failed)
+    return report
+
+
+async def _rotate_one(
+    event: KeyVaultEvent, name: str, *, store: ConnectionStore, pipeline: Pipeline, report: RotationReport
+) -> None:
+    from .pipeline import Invocation
+
+    assert event.version is not None
+    for _ in range(3):
+        record = await store.get(name)
+        if record is None:  # deleted since the index was read
+            report.skipped.append(name)
+            return
+        uses = [pinned for secret_id, pinned in record.secret_ids if secret_id == event.secret_id]
+        if not uses or all(uses):  # no longer references it, or only with a pinned version
+            report.skipped.append(name)
+            return
+        if record.applied_versions.get(event.secret_id) == event.version:
+            report.skipped.append(name)  # redelivery: already applied
+            return
+        if _claimed_elsewhere(record.claim, event):
+            report.skipped.append(name)  # another delivery of this event is applying it now
+            return
+        claim = {"secretId": event.secret_id, "version": event.version, "at": now()}
+        try:
+            await store.replace(replace(record, claim=claim), etag=record.etag)
+        except PreconditionFailed:
+            continue  # changed under us: look again
+        except ProvisioningError as error:
+            if error.retryable:
+                report.failed.append(pipeline.refuse(error, trigger="rotation", connection=name))
+            return
+        break
+    else:
+        report.skipped.append(name)
+        return
+    try:
+        request = stored_request(record)
+    except InvalidRequest as error:
+        outcome = pipeline.refuse(error, trigger="rotation", connection=name)
+    else:
+        invocation = Invocation(trigger="rotation", connection=name, pinned_versions={event.secret_id: event.version})
+        outcome = await pipeline.run(request, invocation=invocation)
+    await record_outcome(store, name, outcome, release_claim=True)
+    if outcome.ok:
+        report.applied.append(name)
+    elif outcome.retryable:
+        report.failed.append(outcome)
+    else:
+        report.rejected.append(name)
+
+
+def _claimed_elsewhere(claim: dict[str, Any] | None, event: KeyVaultEvent) -> bool:
+    if not claim or claim.get("secretId") != event.secret_id or claim.get("version") != event.version:
+        return False
+    try:
+        at = datetime.fromisoformat(str(claim.get("at")).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return datetime.now(UTC) - at < timedelta(seconds=CLAIM_SECONDS)
+
+
+def _warn_expiry(event: KeyVaultEvent, connection: str) -> None:
+    from .telemetry import emit_event
+
+    emit_event(
+        "SecretExpiryWarning",
+        {
+            "connection": connection,
+            "vault": urlsplit(event.vault_url).netloc,
+            "secret": event.name,
+            "expires": event.expires,
+            "expired": str(event.type.endswith("SecretExpired")).lower(),
+            "eventType": event.type,
+        },
+        level=logging.WARNING,
+    )

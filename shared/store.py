@@ -1,0 +1,415 @@
+"""Where connections live: a small store protocol, Azure Table Storage behind it, and an in-memory twin for tests.
+
+The record logic (what a connection holds, the secret index, conditional writes) is the same for both; only the
+storage differs, the way Powertools separates its idempotency record layer from DynamoDB. Every write of a
+connection is conditional on its ETag, so a concurrent update is a 412, never a lost write.
+
+Table layout, one table (``CONNECTIONS_TABLE``):
+- partition ``connection``, row key = the connection's name: the stored request (JSON), the last outcome, the
+  secret versions last applied, and a short-lived rotation claim;
+- partition ``secret-<sha256 of the secret id>``, row key = connection name: the secret-to-connections index, so a
+  rotation event reads only the connections it affects. Index rows are written before the connection and removed
+  after it, and every reader re-checks the connection itself, so a stale row is harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import IdentityNotAllowed, InvalidRequest, ProvisioningError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.data.tables.aio import TableClient
+
+__all__ = [
+    "ConnectionNotFound",
+    "ConnectionRecord",
+    "ConnectionStore",
+    "MemoryStore",
+    "PreconditionFailed",
+    "TableStore",
+    "table_client_from_environment",
+]
+
+log = logging.getLogger(__name__)
+
+CONNECTION_PARTITION = "connection"
+# Azurite's well-known development account (public, documented by Microsoft); `UseDevelopmentStorage=true` means it.
+_AZURITE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+class PreconditionFailed(ProvisioningError):
+    """The connection changed since the ETag the caller holds (412)."""
+
+    http_status = 412
+    default_code = "preconditionFailed"
+
+
+class ConnectionNotFound(ProvisioningError):
+    """No connection by that name (404)."""
+
+    http_status = 404
+    default_code = "connectionNotFound"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """A stored connection: a named request plus what the app learnt running it."""
+
+    name: str
+    request: dict[str, Any]  # the request as stored, camelCase; never a secret value
+    secret_ids: tuple[tuple[str, bool], ...] = ()  # (secret id, pinned to a version) of each reference
+    etag: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    last_outcome: dict[str, Any] | None = None
+    applied_versions: dict[str, str] = field(default_factory=dict)
+    claim: dict[str, Any] | None = None  # {"secretId", "version", "at"} while a rotation applies a version
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "request": self.request,
+            "etag": self.etag,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "lastOutcome": self.last_outcome,
+            "appliedVersions": dict(self.applied_versions),
+        }
+
+
+class ConnectionStore(Protocol):
+    async def get(self, name: str) -> ConnectionRecord | None: ...
+
+    async def create(self, record: ConnectionRecord) -> ConnectionRecord: ...
+
+    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord: ...
+
+    async def delete(self, name: str, *, etag: str | None = None) -> None: ...
+
+    async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]: ...
+
+    async def find_by_secret(self, secret_id: str) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def index_partition(secret_id: str) -> str:
+    return "secret-" + hashlib.sha256(secret_id.encode("utf-8")).hexdigest()[:48]
+
+
+# ---- in memory ------------------------------------------------------------------------------------------------------
+
+
+class MemoryStore:
+    """The store's behaviour without storage: for unit tests and nothing else."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ConnectionRecord] = {}
+        self._counter = 0
+
+    def _etag(self) -> str:
+        self._counter += 1
+        return f'W/"{self._counter}"'
+
+    async def get(self, name: str) -> ConnectionRecord | None:
+        return self._records.get(name)
+
+    async def create(self, record: ConnectionRecord) -> ConnectionRecord:
+        if record.name in self._records:
+            raise PreconditionFailed(f"connection {record.name!r} already exists")
+        stamp = now()
+        stored = replace(record, etag=self._etag(), created_at=stamp, updated_at=stamp)
+        self._records[record.name] = stored
+        return stored
+
+    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord:
+        current = self._records.get(record.name)
+        if current is None:
+            raise ConnectionNotFound(f"connection {record.name!r} does not exist")
+        if current.etag != etag:
+            raise PreconditionFailed(f"connection {record.name!r} changed since ETag {etag}")
+        stored = replace(record, etag=self._etag(), created_at=current.created_at, updated_at=now())
+        self._records[record.name] = stored
+        return stored
+
+    async def delete(self, name: str, *, etag: str | None = None) -> None:
+        current = self._records.get(name)
+        if current is None:
+            raise ConnectionNotFound(f"connection {name!r} does not exist")
+        if etag is not None and etag != "*" and current.etag != etag:
+            raise PreconditionFailed(f"connection {name!r} changed since ETag {etag}")
+        del self._records[name]
+
+    async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]:
+        names = sorted(self._records)
+        start = names.index(continuation) if continuation in names else 0
+        page = names[start : start + top]
+        rest = names[start + top : start + top + 1]
+        return [self._records[n] for n in page], (rest[0] if rest else None)
+
+    async def find_by_secret(self, secret_id: str) -> list[str]:
+        return sorted(n for n, r in self._records.items() if any(s == secret_id for s, _ in r.secret_ids))
+
+    async def close(self) -> None:
+        return None
+
+
+# ---- Azure Table Storage --------------------------------------------------------------------------------------------
+
+
+class TableStore:
+    """Connections in Azure Table Storage with azure-data-tables (async), created on first use if missing."""
+
+    def __init__(self, client: TableClient) -> None:
+        self._client = client
+        self._ready = False
+
+    async def _table(self) -> TableClient:
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                await self._client.create_table()
+            except ResourceExistsError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - mapped below
+                raise _storage_error(exc, "creating the connections table") from None
+            self._ready = True
+        return self._client
+
+    async def get(self, name: str) -> ConnectionRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        table = await self._table()
+        try:
+            entity = await table.get_entity(CONNECTION_PARTITION, name)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, f"reading connection {name!r}") from None
+        return _record(entity)
+
+    async def create(self, record: ConnectionRecord) -> ConnectionRecord:
+        from azure.core.exceptions import ResourceExistsError
+
+        table = await self._table()
+        await self._index(record.name, record.secret_ids)
+        stamp = now()
+        entity = _entity(replace(record, created_at=stamp, updated_at=stamp))
+        try:
+            metadata = await table.create_entity(entity)
+        except ResourceExistsError:
+            raise PreconditionFailed(f"connection {record.name!r} already exists") from None
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, f"creating connection {record.name!r}") from None
+        return replace(record, etag=str(metadata["etag"]), created_at=stamp, updated_at=stamp)
+
+    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        table = await self._table()
+        current = await self.get(record.name)
+        if current is None:
+            raise ConnectionNotFound(f"connection {record.name!r} does not exist")
+        await self._index(record.name, record.secret_ids)
+        stamp = now()
+        stored = replace(record, created_at=current.created_at, updated_at=stamp)
+        try:
+            metadata = await table.update_entity(
+                _entity(stored), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            raise PreconditionFailed(f"connection {record.name!r} changed since ETag {etag}") from None
+        except ResourceNotFoundError:
+            raise ConnectionNotFound(f"connection {record.name!r} does not exist") from None
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, f"writing connection {record.name!r}") from None
+        dropped = {s for s, _ in current.secret_ids} - {s for s, _ in record.secret_ids}
+        await self._unindex(record.name, dropped)
+        return replace(stored, etag=str(metadata["etag"]))
+
+    async def delete(self, name: str, *, etag: str | None = None) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        table = await self._table()
+        current = await self.get(name)
+        if current is None:
+            raise ConnectionNotFound(f"connection {name!r} does not exist")
+        try:
+            if etag in (None, "*"):
+                await table.delete_entity(CONNECTION_PARTITION, name)
+            else:
+                await table.delete_entity(
+                    CONNECTION_PARTITION, name, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except ResourceModifiedError:
+            raise PreconditionFailed(f"connection {name!r} changed since ETag {etag}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, f"deleting connection {name!r}") from None
+        await self._unindex(name, {s for s, _ in current.secret_ids})
+
+    async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]:
+        table = await self._table()
+        token = _decode_token(continuation)
+        try:
+            pages = table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": CONNECTION_PARTITION}, results_per_page=top
+            ).by_page(continuation_token=token)
+            records: list[ConnectionRecord] = []
+            async for page in pages:
+                records = [_record(entity) async for entity in page]
+                break
+            next_token = getattr(pages, "continuation_token", None)
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, "listing connections") from None
+        return records, _encode_token(next_token)
+
+    async def find_by_secret(self, secret_id: str) -> list[str]:
+        table = await self._table()
+        try:
+            entities = table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": index_partition(secret_id)}, select=["RowKey", "SecretId"]
+            )
+            return sorted({e["RowKey"] async for e in entities if e.get("SecretId") == secret_id})
+        except Exception as exc:  # noqa: BLE001
+            raise _storage_error(exc, "reading the secret index") from None
+
+    async def _index(self, name: str, secret_ids: Iterable[tuple[str, bool]]) -> None:
+        from azure.data.tables import UpdateMode
+
+        for secret_id, pinned in secret_ids:
+            entity = {
+                "PartitionKey": index_partition(secret_id),
+                "RowKey": name,
+                "SecretId": secret_id,
+                "Pinned": pinned,
+            }
+            try:
+                await self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            except Exception as exc:  # noqa: BLE001
+                raise _storage_error(exc, "writing the secret index") from None
+
+    async def _unindex(self, name: str, secret_ids: Iterable[str]) -> None:
+        for secret_id in secret_ids:
+            try:
+                await self._client.delete_entity(index_partition(secret_id), name)
+            except Exception as exc:  # noqa: BLE001 - a stale index row is harmless: readers re-check the connection
+                log.info("left a stale index row for connection %r (%s)", name, type(exc).__name__)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _entity(record: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "PartitionKey": CONNECTION_PARTITION,
+        "RowKey": record.name,
+        "Request": json.dumps(record.request, separators=(",", ":"), ensure_ascii=False),
+        "SecretIds": json.dumps([[s, p] for s, p in record.secret_ids]),
+        "CreatedAt": record.created_at,
+        "UpdatedAt": record.updated_at,
+        "LastOutcome": json.dumps(record.last_outcome) if record.last_outcome is not None else "",
+        "AppliedVersions": json.dumps(record.applied_versions),
+        "Claim": json.dumps(record.claim) if record.claim is not None else "",
+    }
+
+
+def _record(entity: Any) -> ConnectionRecord:
+    def loads(name: str, default: Any) -> Any:
+        text = entity.get(name) or ""
+        return json.loads(text) if text else default
+
+    return ConnectionRecord(
+        name=str(entity["RowKey"]),
+        request=loads("Request", {}),
+        secret_ids=tuple((str(s), bool(p)) for s, p in loads("SecretIds", [])),
+        etag=str(entity.metadata["etag"]),
+        created_at=str(entity.get("CreatedAt") or ""),
+        updated_at=str(entity.get("UpdatedAt") or ""),
+        last_outcome=loads("LastOutcome", None),
+        applied_versions=dict(loads("AppliedVersions", {})),
+        claim=loads("Claim", None),
+    )
+
+
+def _encode_token(token: Any) -> str | None:
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_token(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        token = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("continuationToken is not one this app gave out") from None
+    if not isinstance(token, dict) or not all(isinstance(v, str) for v in token.values()):
+        raise InvalidRequest("continuationToken is not one this app gave out")
+    return token
+
+
+def _storage_error(exc: Exception, doing: str) -> ProvisioningError:
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    status = getattr(exc, "status_code", None) or 0
+    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        return IdentityNotAllowed(
+            f"Table Storage refused the app's identity while {doing} ({status or type(exc).__name__})",
+            code="tableForbidden",
+        )
+    if isinstance(exc, HttpResponseError) and 400 <= status < 500 and status not in (408, 429):
+        return ServiceUnavailable(f"Table Storage answered {status} while {doing}", code="tableError")
+    return ServiceUnavailable(
+        f"Table Storage was unavailable while {doing} ({status or type(exc).__name__})", code="tableUnavailable"
+    )
+
+
+def table_client_from_environment(table: str, credential: AsyncTokenCredential | None) -> TableClient:
+    """The connections table through the app's own storage account, as the Functions host reaches it.
+
+    ``AzureWebJobsStorage`` as a connection string (``UseDevelopmentStorage=true`` is Azurite), or identity-based
+    (``AzureWebJobsStorage__tableServiceUri``, or ``AzureWebJobsStorage__accountName``) with the app's credential.
+    """
+    from azure.data.tables.aio import TableClient
+
+    env = os.environ
+    connection_string = (env.get("AzureWebJobsStorage") or "").strip()
+    if connection_string:
+        if connection_string.lower() == "usedevelopmentstorage=true":
+            connection_string = _AZURITE
+        return TableClient.from_connection_string(connection_string, table_name=table)
+    endpoint = (env.get("AzureWebJobsStorage__tableServiceUri") or "").strip()
+    account = (env.get("AzureWebJobsStorage__accountName") or "").strip()
+    if not endpoint and account:
+        endpoint = f"https://{account}.table.core.windows.net"
+    if not endpoint or credential is None:
+        raise ServiceUnavailable(
+            "no storage account for connections: set AzureWebJobsStorage (a connection string) or "
+            "AzureWebJobsStorage__accountName (identity-based)",
+            code="tableNotConfigured",
+        )
+    return TableClient(endpoint, table_name=table, credential=credential)

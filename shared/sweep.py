@@ -1,0 +1,130 @@
+"""The sweep: a timer reads every connection's job status and its secrets' expiry, and reports each as one
+``ConnectionHealth`` event. It only reads: it never starts, restarts or changes a job. Connections are read with
+bounded concurrency, and one connection's failure is reported in its own event without stopping the sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import graph
+from .errors import ProvisioningError
+from .outcome import GraphCall
+from .references import SecretReference, parse_reference
+from .store import ConnectionRecord, ConnectionStore
+from .telemetry import emit_event
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+__all__ = ["EVENT_NAME", "Health", "sweep"]
+
+log = logging.getLogger(__name__)
+
+EVENT_NAME = "ConnectionHealth"
+CONCURRENCY = 4
+PAGE = 100
+
+
+@dataclass(frozen=True)
+class Health:
+    connection: str
+    job_id: str | None = None
+    job_status: str | None = None
+    quarantine_reason: str | None = None
+    nearest_expiry: str | None = None
+    days_to_expiry: float | None = None
+    expiring_secret: str | None = None
+    expiring_soon: bool = False
+    error: str | None = None
+
+    def properties(self) -> dict[str, str | None]:
+        return {
+            "connection": self.connection,
+            "jobId": self.job_id,
+            "jobStatus": self.job_status,
+            "quarantineReason": self.quarantine_reason,
+            "nearestExpiry": self.nearest_expiry,
+            "daysToExpiry": None if self.days_to_expiry is None else f"{self.days_to_expiry:.1f}",
+            "expiringSecret": self.expiring_secret,
+            "expiringSoon": str(self.expiring_soon).lower(),
+            "error": self.error,
+        }
+
+
+async def sweep(store: ConnectionStore, pipeline: Pipeline) -> list[Health]:
+    """Every connection, page by page; one ConnectionHealth event each."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+    results: list[Health] = []
+    continuation: str | None = None
+    while True:
+        records, continuation = await store.page(top=PAGE, continuation=continuation)
+
+        async def one(record: ConnectionRecord) -> Health:
+            async with gate:
+                return await _check(record, pipeline)
+
+        healths = await asyncio.gather(*(one(r) for r in records))
+        for health in healths:
+            emit_event(EVENT_NAME, health.properties(), level=logging.WARNING if _unhealthy(health) else logging.INFO)
+        results.extend(healths)
+        if continuation is None:
+            return results
+
+
+def _unhealthy(health: Health) -> bool:
+    return bool(health.error or health.expiring_soon or health.quarantine_reason or health.job_status == "Quarantine")
+
+
+async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
+    from .connections import stored_request
+
+    problems: list[str] = []
+    job: dict[str, Any] = {}
+    nearest: tuple[datetime, str] | None = None
+    try:
+        request = stored_request(record)
+    except ProvisioningError as error:
+        return Health(connection=record.name, error=f"{error.code}: {error.message}"[:300])
+    target = request.target
+    if target.type == "servicePrincipal":
+        try:
+            job_id = request.job_id or await _only_job(pipeline, target)
+            if job_id is not None:
+                state = await graph.get_job(pipeline.graph, target, job_id, call=GraphCall())
+                job = {"job_id": state.id, "job_status": state.status, "quarantine_reason": state.quarantine_reason}
+        except ProvisioningError as error:
+            problems.append(f"job: {error.code}")
+    for credential in request.credentials:
+        if credential.secret_ref is None:
+            continue
+        try:
+            reference: SecretReference = parse_reference(credential.secret_ref, pipeline.settings, key=credential.key)
+            resolved = await pipeline.resolver.resolve_versioned(reference)
+        except ProvisioningError as error:
+            problems.append(f"{credential.key}: {error.code}")
+            continue
+        if resolved.expires_on is not None and (nearest is None or resolved.expires_on < nearest[0]):
+            nearest = (resolved.expires_on, reference.name)
+    days = None
+    if nearest is not None:
+        days = (nearest[0] - datetime.now(UTC)).total_seconds() / 86400
+    return Health(
+        connection=record.name,
+        **job,
+        nearest_expiry=None if nearest is None else nearest[0].isoformat().replace("+00:00", "Z"),
+        days_to_expiry=days,
+        expiring_secret=None if nearest is None else nearest[1],
+        expiring_soon=days is not None and days <= pipeline.settings.sweep_expiry_days,
+        error="; ".join(problems) or None,
+    )
+
+
+async def _only_job(pipeline: Pipeline, target: Any) -> str | None:
+    jobs = await graph.list_jobs(pipeline.graph, target, call=GraphCall())
+    ids = [str(j["id"]) for j in jobs if isinstance(j.get("id"), str)]
+    return ids[0] if len(ids) == 1 else None
