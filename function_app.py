@@ -61,6 +61,13 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(http_api.json_reply(200, openapi_document()))
 
 
+@app.route(route="swagger.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def swagger(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.swagger import swagger_document
+
+    return _reply(http_api.json_reply(200, swagger_document()))
+
+
 @app.route(route="connections/{name}", methods=["GET", "PUT", "DELETE"])
 async def connection(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(

@@ -47,7 +47,7 @@ _WRITE_TRIES = 5
 
 
 def check_name(name: str | None) -> str:
-    if not name or not _NAME.match(name):
+    if not name or not _NAME.fullmatch(name):
         raise InvalidRequest("a connection name is 1 to 63 lower-case letters, digits or dashes")
     return name
 
@@ -136,6 +136,8 @@ async def list_connections(
         raise InvalidRequest("top must be a whole number from 1 to 100") from None
     if not 1 <= size <= MAX_TOP:
         raise InvalidRequest("top must be a whole number from 1 to 100")
+    if continuation is not None and not _NAME.fullmatch(continuation):
+        raise InvalidRequest("continuationToken is the name a previous page gave (1 to 63 of a-z, 0-9, -)")
     return await store.page(top=size, continuation=continuation or None)
 
 
@@ -152,7 +154,7 @@ async def run_connection(
     try:
         record = await get_connection(store, name)
     except ProvisioningError as error:
-        return pipeline.refuse(error, trigger="connection", connection=name if _NAME.match(name or "") else None)
+        return pipeline.refuse(error, trigger="connection", connection=name if _NAME.fullmatch(name or "") else None)
     invocation = invocation or Invocation(trigger="connection", connection=name)
     try:
         request: Any = stored_request(record)

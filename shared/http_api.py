@@ -58,7 +58,7 @@ async def acquire(
         return outcome_reply(configuration_outcome(exc, trigger="http"))
     target = None
     if target_type is not None:
-        if not target_id or not _GUID.match(target_id):
+        if not target_id or not _GUID.fullmatch(target_id):
             return outcome_reply(
                 pipeline.refuse(InvalidRequest("the {id} in the path must be a GUID (an object id)"), trigger="http")
             )

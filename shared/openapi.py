@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .keys import SYNCHRONIZATION_SECRET_KEYS
+from .references import REFERENCE_PATTERN
 from .request import correlation_id_pattern
 
 __all__ = ["openapi_document"]
@@ -19,4 +20,5 @@ def openapi_document() -> dict[str, Any]:
     # The key enum has one source: shared/keys.py.
     document["components"]["schemas"]["Credential"]["properties"]["key"]["enum"] = list(SYNCHRONIZATION_SECRET_KEYS)
     document["components"]["schemas"]["CorrelationId"]["pattern"] = correlation_id_pattern()
+    document["components"]["schemas"]["Credential"]["properties"]["secretRef"]["pattern"] = REFERENCE_PATTERN
     return document

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.keyvault.secrets.aio import SecretClient
 
-__all__ = ["Resolved", "SecretReference", "SecretResolver", "parse_reference"]
+__all__ = ["REFERENCE_PATTERN", "Resolved", "SecretReference", "SecretResolver", "parse_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,27 @@ _VAULT_NAME = re.compile(r"^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$")
 _APP_SERVICE_FORM = re.compile(r"^@Microsoft\.KeyVault\((?P<body>.*)\)$", re.DOTALL)
 
 MAX_CACHED_SECRETS = 1024
+
+
+def _grammar() -> str:
+    """Every secretRef the app takes, as one regular expression (for the OpenAPI documents, and the final check).
+
+    Written with the constructs JSON Schema's ECMA-262 patterns share with Python's ``re``.
+    """
+    from itertools import permutations
+
+    name, version = r"[0-9A-Za-z-]{1,127}", r"[0-9A-Za-z]{1,64}"
+    port = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+    uri = rf"[Hh][Tt][Tt][Pp][Ss]://[A-Za-z0-9.-]+(?::{port})?/secrets/{name}(?:/{version})?/?"
+    fields = {"VaultName": r"[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]", "SecretName": name, "SecretVersion": version}
+    orders = [*permutations(["VaultName", "SecretName"]), *permutations(list(fields))]
+    by_name = "|".join(" *; *".join(f"{field} *= *{fields[field]}" for field in order) for order in orders)
+    app_service = rf"@Microsoft\.KeyVault\( *(?:SecretUri *= *{uri}|{by_name}) *\)"
+    return rf"^(?:{app_service}|{uri}|{name}(?:/{version})?)$"
+
+
+REFERENCE_PATTERN = _grammar()
+_REFERENCE = re.compile(REFERENCE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +99,7 @@ def parse_reference(ref: str, settings: Settings, *, key: str = "secretRef") -> 
     Raises :class:`InvalidRequest` for a reference of no known form, :class:`PolicyRefused` for a vault
     host that is not allowed. Nothing here touches the network.
     """
-    text = ref.strip()
+    text = ref
     match = _APP_SERVICE_FORM.match(text)
     if match:
         reference = _parse_app_service_form(match.group("body"), settings, key)
@@ -86,6 +107,11 @@ def parse_reference(ref: str, settings: Settings, *, key: str = "secretRef") -> 
         reference = _parse_secret_uri(text, key)
     else:
         reference = _parse_short_form(text, settings, key)
+    if not _REFERENCE.fullmatch(text):  # the one grammar the OpenAPI documents state, to the letter
+        raise InvalidRequest(
+            f"credential {key!r}: secretRef is not a Key Vault reference of a known form (no spaces around it, "
+            "https://<vault-host>[:port]/secrets/<name>[/<version>], @Microsoft.KeyVault(...), or <name>[/<version>])"
+        )
     _check_host(reference, settings, key)
     return reference
 
@@ -106,7 +132,7 @@ def _parse_app_service_form(body: str, settings: Settings, key: str) -> SecretRe
         return _parse_secret_uri(fields["SecretUri"], key)
     if "VaultName" in fields and "SecretName" in fields and set(fields) <= {"VaultName", "SecretName", "SecretVersion"}:
         vault = fields["VaultName"]
-        if not _VAULT_NAME.match(vault):
+        if not _VAULT_NAME.fullmatch(vault):
             raise InvalidRequest(f"credential {key!r}: VaultName is not a valid Key Vault name")
         return _checked(
             f"https://{vault.lower()}.{settings.key_vault_dns_suffix}",
@@ -152,9 +178,9 @@ def _parse_short_form(text: str, settings: Settings, key: str) -> SecretReferenc
 
 
 def _checked(vault_url: str, name: str, version: str | None, key: str) -> SecretReference:
-    if not _SECRET_NAME.match(name):
+    if not _SECRET_NAME.fullmatch(name):
         raise InvalidRequest(f"credential {key!r}: secret name must be 1-127 letters, digits or dashes")
-    if version is not None and not _VERSION.match(version):
+    if version is not None and not _VERSION.fullmatch(version):
         raise InvalidRequest(f"credential {key!r}: secret version must be letters and digits")
     return SecretReference(vault_url=vault_url, name=name, version=version)
 

@@ -82,6 +82,16 @@ class Credential(_Model):
     value: Annotated[StrictStr | None, Field(default=None, repr=False)] = None
     secret_ref: Annotated[StrictStr | None, Field(default=None, max_length=2048)] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        # Exactly one of the two is given: null is not a way of leaving one out.
+        if isinstance(data, dict):
+            for name in ("value", "secretRef"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"'{name}' is null; leave it out instead")
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Credential:
         if self.key not in _KEYS:
@@ -131,7 +141,7 @@ class AcquireRequest(_Model):
         if (self.service_principal_id is None) == (self.application_id is None):
             raise ValueError("exactly one of 'servicePrincipalId' or 'applicationId' is required")
         target_id = self.service_principal_id or self.application_id or ""
-        if not _GUID.match(target_id):
+        if not _GUID.fullmatch(target_id):
             field = "servicePrincipalId" if self.service_principal_id is not None else "applicationId"
             raise ValueError(f"'{field}' must be a GUID (an object id)")
         seen: set[str] = set()
@@ -152,19 +162,14 @@ class AcquireRequest(_Model):
         if self.application_id is not None and set(steps) != {"acquireAccessToken"}:
             others = [step for step in steps if step != "acquireAccessToken"]
             raise ValueError(f"step(s) {', '.join(others)} need a 'servicePrincipalId' target, not an application")
-        if self.job_id is not None:
-            if not _JOB_ID.match(self.job_id):
-                raise ValueError("'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
-            if not JOB_STEPS & set(steps):
-                raise ValueError("'jobId' is given but no step uses a job (" + ", ".join(sorted(JOB_STEPS)) + ")")
+        # jobId, resetScope, replaceSecrets and onDemand are used only by their steps and ignored otherwise, so
+        # that the request schema can state every rule; their own shape is checked whenever they are given.
+        if self.job_id is not None and not _JOB_ID.fullmatch(self.job_id):
+            raise ValueError("'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
         if self.reset_scope is not None:
-            if "restartJob" not in steps:
-                raise ValueError("'resetScope' is given but 'steps' does not name restartJob")
             _reset_scope_parts(self.reset_scope)
-        if self.replace_secrets and "saveSecrets" not in steps:
-            raise ValueError("'replaceSecrets' is given but 'steps' does not name saveSecrets")
-        if (self.on_demand is not None) != ("provisionOnDemand" in steps):
-            raise ValueError("'onDemand' goes with the provisionOnDemand step: give both or neither")
+        if "provisionOnDemand" in steps and self.on_demand is None:
+            raise ValueError("the provisionOnDemand step needs 'onDemand' (ruleId and subjects)")
 
     @property
     def restart_scope(self) -> str:

@@ -103,7 +103,7 @@ class Settings:
         if allowed_raw is not None:
             hosts = {h.strip().lower() for h in allowed_raw.split(",") if h.strip()}
             for host in hosts:
-                if not _HOST_PORT.match(host):
+                if not _HOST_PORT.fullmatch(host):
                     raise SettingsError("KEY_VAULT_ALLOWED_HOSTS", f"{host!r} is not a host[:port]")
         elif vault_uri is not None:
             hosts = {urlsplit(vault_uri).netloc.lower()}
@@ -111,7 +111,7 @@ class Settings:
             hosts = set()
 
         suffix = (get("KEY_VAULT_DNS_SUFFIX") or cls.key_vault_dns_suffix).lower().strip(".")
-        if not _HOST_PORT.match(suffix) or "." not in suffix:
+        if not _HOST_PORT.fullmatch(suffix) or "." not in suffix:
             raise SettingsError("KEY_VAULT_DNS_SUFFIX", f"{suffix!r} is not a DNS suffix")
 
         targets_raw = get("ALLOWED_TARGETS")
@@ -120,14 +120,14 @@ class Settings:
             targets = frozenset(_guid("ALLOWED_TARGETS", t.strip()) for t in targets_raw.split(",") if t.strip())
 
         queue = get("REQUEST_QUEUE_NAME") or cls.request_queue_name
-        if not _QUEUE_NAME.match(queue):
+        if not _QUEUE_NAME.fullmatch(queue):
             raise SettingsError("REQUEST_QUEUE_NAME", f"{queue!r} is not a valid Storage queue name")
 
         table = get("CONNECTIONS_TABLE") or cls.connections_table
-        if not _TABLE_NAME.match(table) or table.lower() == "tables":
+        if not _TABLE_NAME.fullmatch(table) or table.lower() == "tables":
             raise SettingsError("CONNECTIONS_TABLE", f"{table!r} is not a valid Table Storage table name")
         schedule = get("SWEEP_SCHEDULE") or cls.sweep_schedule
-        if not _NCRONTAB.match(" ".join(schedule.split())) and not _TIMESPAN.match(schedule):
+        if not _NCRONTAB.fullmatch(" ".join(schedule.split())) and not _TIMESPAN.fullmatch(schedule):
             raise SettingsError("SWEEP_SCHEDULE", f"{schedule!r} is not a six-field NCRONTAB expression")
 
         return cls(

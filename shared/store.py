@@ -14,8 +14,6 @@ Table layout, one table (``CONNECTIONS_TABLE``):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import IdentityNotAllowed, InvalidRequest, ProvisioningError, ServiceUnavailable
+from .errors import IdentityNotAllowed, ProvisioningError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -160,10 +158,8 @@ class MemoryStore:
         del self._records[name]
 
     async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]:
-        names = sorted(self._records)
-        start = names.index(continuation) if continuation in names else 0
-        page = names[start : start + top]
-        rest = names[start + top : start + top + 1]
+        names = [n for n in sorted(self._records) if continuation is None or n >= continuation]
+        page, rest = names[:top], names[top : top + 1]
         return [self._records[n] for n in page], (rest[0] if rest else None)
 
     async def find_by_secret(self, secret_id: str) -> list[str]:
@@ -271,20 +267,20 @@ class TableStore:
         await self._unindex(name, {s for s, _ in current.secret_ids})
 
     async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]:
+        """Up to ``top`` connections in name order from ``continuation`` (a name) on, and the next page's name."""
         table = await self._table()
-        token = _decode_token(continuation)
+        query, parameters = "PartitionKey eq @pk", {"pk": CONNECTION_PARTITION}
+        if continuation:
+            query, parameters = query + " and RowKey ge @from", {**parameters, "from": continuation}
+        records: list[ConnectionRecord] = []
         try:
-            pages = table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": CONNECTION_PARTITION}, results_per_page=top
-            ).by_page(continuation_token=token)
-            records: list[ConnectionRecord] = []
-            async for page in pages:
-                records = [_record(entity) async for entity in page]
-                break
-            next_token = getattr(pages, "continuation_token", None)
+            async for entity in table.query_entities(query, parameters=parameters, results_per_page=top + 1):
+                records.append(_record(entity))
+                if len(records) > top:
+                    break
         except Exception as exc:  # noqa: BLE001
             raise _storage_error(exc, "listing connections") from None
-        return records, _encode_token(next_token)
+        return records[:top], (records[top].name if len(records) > top else None)
 
     async def find_by_secret(self, secret_id: str) -> list[str]:
         table = await self._table()
@@ -352,24 +348,6 @@ def _record(entity: Any) -> ConnectionRecord:
         applied_versions=dict(loads("AppliedVersions", {})),
         claim=loads("Claim", None),
     )
-
-
-def _encode_token(token: Any) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_token(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        token = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("continuationToken is not one this app gave out") from None
-    if not isinstance(token, dict) or not all(isinstance(v, str) for v in token.values()):
-        raise InvalidRequest("continuationToken is not one this app gave out")
-    return token
 
 
 def _storage_error(exc: Exception, doing: str) -> ProvisioningError:

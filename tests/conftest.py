@@ -6,6 +6,7 @@ at import), so it is made here, when pytest loads this file.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -14,6 +15,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,12 +152,17 @@ async def pipeline(app_env: Stack) -> AsyncIterator[object]:
     await built.close()
 
 
-@pytest.fixture(scope="session")
-def app_functions() -> list[object]:
-    """The function app's functions; ``get_functions()`` may be called once per app."""
+@functools.cache
+def indexed_functions() -> list[Any]:
+    """The function app's functions; ``get_functions()`` may be called once per app, so once per session."""
     import function_app
 
     return list(function_app.app.get_functions())
+
+
+@pytest.fixture(scope="session")
+def app_functions() -> list[object]:
+    return indexed_functions()
 
 
 def request_body(**overrides: object) -> dict[str, object]:

@@ -68,6 +68,7 @@ def test_the_app_declares_the_contracts_routes_with_their_auth_levels(app_functi
         "acquireAccessToken": (("POST",), "function"),
         "health": (("GET",), "anonymous"),
         "openapi.json": (("GET",), "anonymous"),
+        "swagger.json": (("GET",), "anonymous"),
         "connections/{name}": (("GET", "PUT", "DELETE"), "function"),
         "connections": (("GET",), "function"),
         "connections/{name}/run": (("POST",), "function"),

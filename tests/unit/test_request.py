@@ -184,3 +184,25 @@ def test_the_openapi_pattern_for_correlation_ids_agrees_with_the_check():
         assert pattern.match(good)
     for bad in ["tab\there", "zero\u200bwidth", "bidi\u202eoverride", "tag\U000e0001", "line\u2028sep"]:
         assert not pattern.match(bad)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        request_body(servicePrincipalId=SP_ID + "\n"),
+        request_body(credentials=[{"key": "SecretToken", "secretRef": "scim-token\n"}]),
+        request_body(steps=["restartJob"], jobId="scim.job\n"),
+    ],
+)
+def test_a_trailing_newline_never_slips_past_a_pattern(body):
+    from shared.references import parse_reference
+    from shared.settings import Settings
+
+    def check() -> None:
+        request = parse_request(json.dumps(body).encode())
+        for credential in request.credentials:
+            if credential.secret_ref:
+                parse_reference(credential.secret_ref, Settings.from_env({"KEY_VAULT_URI": "https://kv"}))
+
+    with pytest.raises(InvalidRequest):
+        check()

@@ -24,6 +24,7 @@ EXPECTED = {
     "acquire_access_token": ("httpTrigger", ["POST"], "acquireAccessToken", "FUNCTION"),
     "health_check": ("httpTrigger", ["GET"], "health", "ANONYMOUS"),
     "openapi": ("httpTrigger", ["GET"], "openapi.json", "ANONYMOUS"),
+    "swagger": ("httpTrigger", ["GET"], "swagger.json", "ANONYMOUS"),
     "connection": ("httpTrigger", ["GET", "PUT", "DELETE"], "connections/{name}", "FUNCTION"),
     "list_connections": ("httpTrigger", ["GET"], "connections", "FUNCTION"),
     "run_connection": ("httpTrigger", ["POST"], "connections/{name}/run", "FUNCTION"),
