@@ -1,18 +1,25 @@
-"""Azure Functions triggers: parse the trigger's input, call the pipeline, shape the reply. No logic here."""
+"""Azure Functions triggers: parse the trigger's input, call the pipeline, shape the reply. No logic here.
+
+Indexing imports this file on every cold start, so it imports ``azure.functions`` and nothing heavy: the app's
+package (``shared``) is imported by the first invocation that needs it.
+"""
 
 from __future__ import annotations
 
 import logging
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared import http_api, triggers
-from shared.health import health
-from shared.openapi import openapi_document
-from shared.request import TargetType
-from shared.runtime import get_pipeline, get_store
 from shared.settings import Settings, SettingsError
 from shared.telemetry import hold_sdk_loggers
+
+if TYPE_CHECKING:
+    from shared.http_api import HttpReply
+    from shared.pipeline import Pipeline
+    from shared.request import TargetType
+    from shared.store import ConnectionStore
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 hold_sdk_loggers()  # the worker set the root logger to INFO: the SDKs' HTTP logging must not feed telemetry
@@ -23,13 +30,37 @@ except SettingsError as _exc:  # loud at start-up; /api/health says the same
     logging.getLogger("function_app").critical("%s", _exc)
 
 
-def _reply(reply: http_api.HttpReply) -> func.HttpResponse:
+def _http() -> ModuleType:
+    from shared import http_api
+
+    return http_api
+
+
+def _triggers() -> ModuleType:
+    from shared import triggers
+
+    return triggers
+
+
+def get_pipeline() -> Pipeline:
+    from shared.runtime import get_pipeline as pipeline
+
+    return pipeline()
+
+
+def get_store() -> ConnectionStore:
+    from shared.runtime import get_store as store
+
+    return store()
+
+
+def _reply(reply: HttpReply) -> func.HttpResponse:
     return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers, mimetype=reply.mimetype)
 
 
 async def _acquire_on_path(req: func.HttpRequest, target_type: TargetType) -> func.HttpResponse:
     return _reply(
-        await http_api.acquire(
+        await _http().acquire(
             get_pipeline, req.get_body(), req.headers, target_type=target_type, target_id=req.route_params.get("id")
         )
     )
@@ -47,31 +78,35 @@ async def acquire_for_application(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="acquireAccessToken", methods=["POST"])
 async def acquire_access_token(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await http_api.acquire(get_pipeline, req.get_body(), req.headers))
+    return _reply(await _http().acquire(get_pipeline, req.get_body(), req.headers))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.health import health
+
     status, payload = health()
-    return _reply(http_api.json_reply(status, payload))
+    return _reply(_http().json_reply(status, payload))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(http_api.json_reply(200, openapi_document()))
+    from shared.openapi import openapi_document
+
+    return _reply(_http().json_reply(200, openapi_document()))
 
 
 @app.route(route="swagger.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def swagger(req: func.HttpRequest) -> func.HttpResponse:
     from shared.swagger import swagger_document
 
-    return _reply(http_api.json_reply(200, swagger_document()))
+    return _reply(_http().json_reply(200, swagger_document()))
 
 
 @app.route(route="connections/{name}", methods=["GET", "PUT", "DELETE"])
 async def connection(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(
-        await http_api.connection(
+        await _http().connection(
             get_pipeline, get_store, req.method, req.route_params.get("name"), req.get_body(), req.headers
         )
     )
@@ -79,28 +114,28 @@ async def connection(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="connections", methods=["GET"])
 async def list_connections(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await http_api.connections(get_pipeline, get_store, req.params, req.headers))
+    return _reply(await _http().connections(get_pipeline, get_store, req.params, req.headers))
 
 
 @app.route(route="connections/{name}/run", methods=["POST"])
 async def run_connection(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await http_api.run_connection(get_pipeline, get_store, req.route_params.get("name"), req.headers))
+    return _reply(await _http().run_connection(get_pipeline, get_store, req.route_params.get("name"), req.headers))
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%REQUEST_QUEUE_NAME%", connection="AzureWebJobsStorage")
 async def acquire_from_queue(msg: func.QueueMessage) -> None:
-    await triggers.from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
+    await _triggers().from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
 
 
 @app.event_grid_trigger(arg_name="event")
 async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
     # The worker hands over an EventGridEvent or, for the CloudEvents schema, a CloudEvent.
     event_type = getattr(event, "event_type", None) or getattr(event, "type", None)
-    await triggers.from_event(
+    await _triggers().from_event(
         get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json(), get_store=get_store
     )
 
 
 @app.timer_trigger(schedule="%SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def sweep_connections(timer: func.TimerRequest) -> None:
-    await triggers.sweep(get_pipeline, get_store)
+    await _triggers().sweep(get_pipeline, get_store)
