@@ -253,9 +253,8 @@ def _credentials_body(credentials: list[tuple[str, str]]) -> list[dict[str, str]
     return [{"key": key, "value": value} for key, value in credentials]
 
 
-def _job_not_found(target: Target, job_id: str, detail: str, code: str | None) -> ProvisioningError:
+def _job_not_found(target: Target, job_id: str, detail: str) -> ProvisioningError:
     # Always jobNotFound, so that callers can tell it from a missing target; Graph's own code stays in graph.errorCode.
-    del code
     return JobNotFound(f"{target.type} {target.id} has no synchronization job {job_id!r} ({detail})")
 
 
@@ -300,7 +299,7 @@ async def validate_credentials(
         raise error
     code, detail = _detail(response)
     if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail, code)
+        raise _job_not_found(target, job_id, detail)
     raise CredentialsRejected(detail, code=code or f"graph{response.status_code}")
 
 
@@ -329,7 +328,7 @@ async def get_job(client: GraphClient, target: Target, job_id: str, *, call: Gra
         raise error
     code, detail = _detail(response)
     if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail, code)
+        raise _job_not_found(target, job_id, detail)
     raise GraphRejected(f"reading synchronization job {job_id!r}: {detail}", code=code)
 
 
@@ -435,7 +434,7 @@ async def _job_action(
         raise error
     code, detail = _detail(response)
     if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail, code)
+        raise _job_not_found(target, job_id, detail)
     raise GraphRejected(f"{action}: {detail}", code=code or f"graph{response.status_code}")
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigurationError, InternalError, PolicyRefused, ProvisioningError
 from .graph import GraphClient
 from .keys import is_sensitive
-from .outcome import ErrorRecord, GraphCall, JobState, Outcome, StepResult, safe_message
+from .outcome import MAX_MESSAGE_CHARS, ErrorRecord, GraphCall, JobState, Outcome, StepResult, safe_message
 from .references import SecretReference, SecretResolver, parse_reference
 from .request import JOB_STEPS, AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 __all__ = ["MAX_MESSAGE_CHARS", "Invocation", "Pipeline", "configuration_outcome", "safe_message"]
-
-from .outcome import MAX_MESSAGE_CHARS
 
 log = logging.getLogger(__name__)
 _DRY_RUN = {"reason": "dryRun"}
