@@ -83,15 +83,17 @@ def outcome_reply(outcome: Outcome) -> HttpReply:
         "detail": outcome.error_message,
         **payload,
     }
-    headers = {}
-    if status == 503:
-        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after or 1)))
-    return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
+    return json_reply(status, problem, mimetype="application/problem+json", headers=_retry(status, outcome.retry_after))
+
+
+def _retry(status: int, retry_after: float | None) -> dict[str, str]:
+    """503 says when to come back (Logic Apps' and other clients' retry policies honour it)."""
+    return {"Retry-After": str(max(1, math.ceil(retry_after or 1)))} if status == 503 else {}
 
 
 def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
     """App Service Authentication's principal must hold ``role`` (``REQUIRED_APP_ROLE``)."""
-    raw = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER), None)
+    raw = _header(headers, PRINCIPAL_HEADER)
     if not raw:
         return PolicyRefused(f"this route needs a caller holding the app role {role!r}", code="callerNotAuthorized")
     try:
@@ -123,10 +125,7 @@ def problem_reply(record: ErrorRecord) -> HttpReply:
         "retryable": record.retryable,
         "error": record.to_dict(),
     }
-    headers = {}
-    if status == 503:
-        headers["Retry-After"] = str(max(1, math.ceil(record.retry_after or 1)))
-    return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
+    return json_reply(status, problem, mimetype="application/problem+json", headers=_retry(status, record.retry_after))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
