@@ -75,20 +75,14 @@ def outcome_reply(outcome: Outcome) -> HttpReply:
     payload = outcome.to_dict()
     if outcome.ok:
         return json_reply(200, payload)
-    status = outcome.http_status
-    problem = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": outcome.error_message,
-        **payload,
-    }
-    return json_reply(status, problem, mimetype="application/problem+json", headers=_retry(status, outcome.retry_after))
+    return _problem(outcome.http_status, outcome.error_message, payload, outcome.retry_after)
 
 
-def _retry(status: int, retry_after: float | None) -> dict[str, str]:
-    """503 says when to come back (Logic Apps' and other clients' retry policies honour it)."""
-    return {"Retry-After": str(max(1, math.ceil(retry_after or 1)))} if status == 503 else {}
+def _problem(status: int, detail: str | None, fields: dict[str, Any], retry_after: float | None) -> HttpReply:
+    """RFC 9457 problem details; a 503 says when to come back (Logic Apps' and other retry policies honour it)."""
+    problem = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail, **fields}
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after or 1)))} if status == 503 else {}
+    return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
 
 
 def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
@@ -116,16 +110,8 @@ def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
 
 def problem_reply(record: ErrorRecord) -> HttpReply:
     """A problem reply for a route that is not a request run (the connections' create, read, list, delete)."""
-    status = record.http_status
-    problem = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": record.message,
-        "retryable": record.retryable,
-        "error": record.to_dict(),
-    }
-    return json_reply(status, problem, mimetype="application/problem+json", headers=_retry(status, record.retry_after))
+    fields = {"retryable": record.retryable, "error": record.to_dict()}
+    return _problem(record.http_status, record.message, fields, record.retry_after)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
