@@ -43,6 +43,7 @@ __all__ = [
     "acquire_access_token",
     "get_job",
     "get_secrets",
+    "job_ids",
     "list_jobs",
     "provision_on_demand",
     "put_secrets",
@@ -316,6 +317,11 @@ async def list_jobs(client: GraphClient, target: Target, *, call: GraphCall) -> 
     if response.status_code == 404:
         raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
     raise GraphRejected(f"listing synchronization jobs: {detail}", code=code)
+
+
+async def job_ids(client: GraphClient, target: Target, *, call: GraphCall) -> list[str]:
+    """The ids of the service principal's synchronization jobs."""
+    return [str(job["id"]) for job in await list_jobs(client, target, call=call) if isinstance(job.get("id"), str)]
 
 
 async def get_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> JobState:

@@ -10,7 +10,6 @@ import base64
 import binascii
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -20,12 +19,11 @@ from .errors import ConfigurationError, InvalidRequest, PolicyRefused, Provision
 from .outcome import ErrorRecord, Outcome
 from .pipeline import Pipeline, configuration_outcome
 from .request import Target, TargetType
-from .settings import SettingsError
+from .settings import GUID, SettingsError
 from .store import ConnectionRecord, ConnectionStore
 
 __all__ = ["HttpReply", "acquire", "connection", "connections", "json_reply", "problem_reply", "run_connection"]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 PRINCIPAL_HEADER = "x-ms-client-principal"
 
 
@@ -58,7 +56,7 @@ async def acquire(
         return outcome_reply(configuration_outcome(exc, trigger="http"))
     target = None
     if target_type is not None:
-        if not target_id or not _GUID.fullmatch(target_id):
+        if not target_id or not GUID.fullmatch(target_id):
             return outcome_reply(
                 pipeline.refuse(InvalidRequest("the {id} in the path must be a GUID (an object id)"), trigger="http")
             )

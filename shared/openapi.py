@@ -9,7 +9,7 @@ from typing import Any
 
 from .keys import SYNCHRONIZATION_SECRET_KEYS
 from .references import REFERENCE_PATTERN
-from .request import correlation_id_pattern
+from .request import RESET_SCOPES, STEP_NAMES, correlation_id_pattern
 
 __all__ = ["openapi_document"]
 
@@ -19,6 +19,10 @@ def openapi_document() -> dict[str, Any]:
     document: dict[str, Any] = json.loads((Path(__file__).with_name("openapi.json")).read_text(encoding="utf-8"))
     # The key enum has one source: shared/keys.py.
     document["components"]["schemas"]["Credential"]["properties"]["key"]["enum"] = list(SYNCHRONIZATION_SECRET_KEYS)
-    document["components"]["schemas"]["CorrelationId"]["pattern"] = correlation_id_pattern()
+    schemas = document["components"]["schemas"]
+    schemas["CorrelationId"]["pattern"] = correlation_id_pattern()
+    schemas["StepName"]["enum"] = list(STEP_NAMES)
+    scope = "(" + "|".join(RESET_SCOPES) + ")"
+    schemas["ResetScope"]["pattern"] = rf"^\s*{scope}\s*(,\s*{scope}\s*)*$"
     document["components"]["schemas"]["Credential"]["properties"]["secretRef"]["pattern"] = REFERENCE_PATTERN
     return document

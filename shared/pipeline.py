@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from . import graph
 from .errors import ConfigurationError, InternalError, PolicyRefused, ProvisioningError
 from .graph import GraphClient
 from .keys import is_sensitive
@@ -211,8 +212,6 @@ class Pipeline:
         last = ran[-1]
         if last.name == "startJob" and last.status == "skipped" and ctx.job is not None:
             return ctx.job  # just read, and nothing changed it since
-        from . import graph
-
         try:
             return await graph.get_job(self.graph, request.target, job_id, call=GraphCall())
         except ProvisioningError:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from .errors import InvalidRequest
 from .keys import SYNCHRONIZATION_SECRET_KEYS
+from .settings import GUID
 
 __all__ = [
     "DEFAULT_RESET_SCOPE",
@@ -37,7 +38,6 @@ MAX_VALUE_BYTES = 8 * 1024
 MAX_CREDENTIALS = 32
 _UTF8_BOM = b"\xef\xbb\xbf"
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_CORRELATION_ID = 128
 # Control, format, surrogate, line and paragraph separator characters: invisible or able to forge a log line.
 _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -47,14 +47,7 @@ TargetType = Literal["servicePrincipal", "application"]
 StepName = Literal[
     "validateCredentials", "acquireAccessToken", "saveSecrets", "startJob", "restartJob", "provisionOnDemand"
 ]
-STEP_NAMES: tuple[str, ...] = (
-    "validateCredentials",
-    "acquireAccessToken",
-    "saveSecrets",
-    "startJob",
-    "restartJob",
-    "provisionOnDemand",
-)
+STEP_NAMES: tuple[str, ...] = get_args(StepName)
 # Steps that act on a synchronization job (they use jobId, or the service principal's only job).
 JOB_STEPS = frozenset({"validateCredentials", "startJob", "restartJob", "provisionOnDemand"})
 # Graph's synchronizationJobRestartScope values a restart may use. None, ConnectorDataStore and ForceDeletes are
@@ -141,7 +134,7 @@ class AcquireRequest(_Model):
         if (self.service_principal_id is None) == (self.application_id is None):
             raise ValueError("exactly one of 'servicePrincipalId' or 'applicationId' is required")
         target_id = self.service_principal_id or self.application_id or ""
-        if not _GUID.fullmatch(target_id):
+        if not GUID.fullmatch(target_id):
             field = "servicePrincipalId" if self.service_principal_id is not None else "applicationId"
             raise ValueError(f"'{field}' must be a GUID (an object id)")
         seen: set[str] = set()

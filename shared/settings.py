@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-__all__ = ["SETTING_NAMES", "Settings", "SettingsError"]
+__all__ = ["GUID", "SETTING_NAMES", "Settings", "SettingsError"]
 
 SETTING_NAMES = (
     "GRAPH_ENDPOINT",
@@ -168,12 +168,13 @@ def _https_root(name: str, value: str) -> str:
     return f"https://{parts.netloc.lower()}"
 
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# An object id as Graph writes it; the one GUID pattern of the app (requests, routes, settings).
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _guid(name: str, value: str) -> str:
     # A pattern, not uuid.UUID: importing uuid (and platform) costs milliseconds on every cold start.
-    if not _GUID.fullmatch(value):
+    if not GUID.fullmatch(value):
         raise SettingsError(name, f"{value!r} is not a GUID")
     return value.lower()
 

@@ -61,8 +61,7 @@ class StepContext:
         return self._job_id
 
     async def _only_job(self) -> str:
-        jobs = await graph.list_jobs(self.graph, self.target, call=self.call())
-        ids = [str(job["id"]) for job in jobs if isinstance(job.get("id"), str)]
+        ids = await graph.job_ids(self.graph, self.target, call=self.call())
         if not ids:
             raise JobNotFound(
                 f"{self.target.type} {self.target.id} has no synchronization job: provisioning is not configured"

@@ -125,6 +125,5 @@ async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
 
 
 async def _only_job(pipeline: Pipeline, target: Any) -> str | None:
-    jobs = await graph.list_jobs(pipeline.graph, target, call=GraphCall())
-    ids = [str(j["id"]) for j in jobs if isinstance(j.get("id"), str)]
+    ids = await graph.job_ids(pipeline.graph, target, call=GraphCall())
     return ids[0] if len(ids) == 1 else None

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import function_app
 from shared import runtime
 from shared.keys import SYNCHRONIZATION_SECRET_KEYS
+from shared.request import STEP_NAMES
 from shared.triggers import EVENT_TYPE, RetryableFailure
 
 FUZZ = settings(
@@ -65,17 +66,7 @@ near_valid = st.fixed_dictionaries(
         "unexpected": json_values,
         "steps": st.one_of(
             st.lists(
-                st.sampled_from(
-                    [
-                        "validateCredentials",
-                        "acquireAccessToken",
-                        "saveSecrets",
-                        "startJob",
-                        "restartJob",
-                        "provisionOnDemand",
-                        "bogus",
-                    ]
-                ),
+                st.sampled_from([*STEP_NAMES, "bogus"]),
                 max_size=7,
             ),
             json_values,
