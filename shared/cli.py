@@ -1,4 +1,4 @@
-"""``python -m shared``: the operator's command line (CONTRACT section 7)."""
+"""``python -m shared``: the operator's command line (docs/reference.md, "Command line")."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit status: 0 succeeded or validated, 2 invalid, 3 rejected, 4 failed.",
     )
     source = acquire.add_mutually_exclusive_group(required=True)
-    source.add_argument("--request", metavar="FILE", help="a request JSON file (CONTRACT section 1); - for stdin")
+    source.add_argument("--request", metavar="FILE", help="a request JSON file (docs/reference.md); - for stdin")
     source.add_argument("--service-principal", metavar="ID", help="service principal object id")
     source.add_argument("--application", metavar="ID", help="application object id (not the appId)")
     acquire.add_argument(

@@ -1,7 +1,8 @@
 """One error hierarchy, mapped to the outcome in one place.
 
 Every failure the pipeline knows about is a :class:`ProvisioningError`. Its class decides the outcome
-(``rejected`` or ``failed``), whether retrying may help, and the HTTP status (CONTRACT sections 2 and 3).
+(``rejected`` or ``failed``), whether retrying may help, and the HTTP status (docs/reference.md, "The outcome"
+and "HTTP routes").
 Messages name the problem and never carry a credential value or a token.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP semantics of the routes (CONTRACT section 3), free of ``azure.functions``.
+"""HTTP semantics of the routes (docs/reference.md, "HTTP routes"), free of ``azure.functions``.
 
 The triggers hand over method-agnostic pieces (path id, headers, body) and get back an :class:`HttpReply`:
 status, headers and body. Errors are ``application/problem+json`` (RFC 9457) carrying the outcome fields.

@@ -1,7 +1,7 @@
 """Graph's ``synchronizationSecret`` enum and which of its keys are sensitive.
 
-The one place that says which credential keys may travel inline (CONTRACT section 1). Every value of the enum
-is in exactly one of the two sets; a test keeps it so. Anything that is a password, a token, a key, a client
+The one place that says which credential keys may travel inline (docs/reference.md, "The request"). Every value of
+the enum is in exactly one of the two sets; a test keeps it so. Anything that is a password, a token, a key, a client
 secret, an authorization code or a connection string is sensitive and must come as a Key Vault reference
 unless ``ALLOW_INLINE_SECRETS=true``.
 """

@@ -1,4 +1,4 @@
-"""Key Vault references: parsing the four forms (CONTRACT section 1), the vault-host allowlist, resolution.
+"""Key Vault references: the four forms (docs/reference.md, "The request"), the vault-host allowlist, resolution.
 
 Parsing is pure and needs only :class:`~shared.settings.Settings`. Resolution uses the async
 ``azure-keyvault-secrets`` client, one per vault, created on first use and reused; all references of a request

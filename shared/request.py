@@ -1,4 +1,4 @@
-"""The request (CONTRACT section 1): one JSON object, the same wherever it arrives.
+"""The request (docs/reference.md, "The request"): one JSON object, the same wherever it arrives.
 
 Raw input stops here: :func:`parse_request` turns bytes, text or a decoded JSON value into an
 :class:`AcquireRequest` or raises :class:`~shared.errors.InvalidRequest` with a message naming the field.

@@ -1,4 +1,4 @@
-"""App settings (CONTRACT section 5), parsed and validated once.
+"""App settings (docs/reference.md, "App settings"), parsed and validated once.
 
 A setting that cannot be parsed raises :class:`SettingsError` naming it, so the host logs it at start-up
 and ``GET /api/health`` reports it.

@@ -1,4 +1,4 @@
-"""Outcome telemetry (CONTRACT section 6) with azure-monitor-opentelemetry.
+"""Outcome telemetry (docs/reference.md, "Telemetry") with azure-monitor-opentelemetry.
 
 - One custom event ``AcquireAccessTokenOutcome`` per outcome, its custom dimensions the outcome's fields
   flattened. It is a log record on the ``shared.outcome`` logger carrying ``microsoft.custom_event.name``, which

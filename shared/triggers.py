@@ -1,4 +1,4 @@
-"""Queue and Event Grid semantics (CONTRACT section 4), free of ``azure.functions``.
+"""Queue and Event Grid semantics (docs/reference.md, "Storage queue" and "Event Grid"), free of ``azure.functions``.
 
 ``rejected`` completes the message or event; ``failed`` raises :class:`RetryableFailure`, so the Functions host
 retries (a queue message goes to ``<queue>-poison`` after ``maxDequeueCount``; Event Grid follows its retry

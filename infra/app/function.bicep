@@ -79,7 +79,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // Export only the app's own loggers: the root logger also carries the exporter's own HTTP logging,
         // and exporting that feeds itself.
         { name: 'PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME', value: 'shared' }
-        // The app's own settings (CONTRACT section 5).
+        // The app's own settings (docs/reference.md, "App settings").
         { name: 'KEY_VAULT_URI', value: keyVaultUri }
         { name: 'REQUEST_QUEUE_NAME', value: requestQueueName }
         { name: 'CONNECTIONS_TABLE', value: connectionsTableName }
