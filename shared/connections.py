@@ -14,12 +14,12 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidRequest, PolicyRefused, ProvisioningError
+from .errors import ConnectionNotFound, InvalidRequest, PolicyRefused, PreconditionFailed, ProvisioningError
 from .keys import is_sensitive
 from .outcome import Outcome
 from .references import parse_reference
 from .request import MAX_BODY_BYTES, AcquireRequest, parse_request
-from .store import ConnectionNotFound, ConnectionRecord, ConnectionStore, PreconditionFailed, now
+from .store import ConnectionRecord, ConnectionStore, now
 
 if TYPE_CHECKING:
     from .pipeline import Invocation, Pipeline

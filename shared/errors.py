@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ConfigurationError",
+    "ConnectionNotFound",
     "CredentialsRejected",
     "GraphRejected",
     "IdentityNotAllowed",
@@ -20,6 +21,7 @@ __all__ = [
     "JobAmbiguous",
     "JobNotFound",
     "PolicyRefused",
+    "PreconditionFailed",
     "ProvisioningError",
     "ReferenceUnresolvable",
     "SecretsIncomplete",
@@ -132,6 +134,20 @@ class JobAmbiguous(ProvisioningError):
 
     http_status = 422
     default_code = "jobAmbiguous"
+
+
+class PreconditionFailed(ProvisioningError):
+    """A connection changed since the ETag the caller holds, or exists where it must not (412)."""
+
+    http_status = 412
+    default_code = "preconditionFailed"
+
+
+class ConnectionNotFound(ProvisioningError):
+    """No connection by that name (404)."""
+
+    http_status = 404
+    default_code = "connectionNotFound"
 
 
 class ConfigurationError(ProvisioningError):

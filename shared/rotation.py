@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .connections import record_outcome, stored_request
-from .errors import InvalidRequest, ProvisioningError
+from .errors import InvalidRequest, PreconditionFailed, ProvisioningError
 from .references import SecretReference, parse_reference
-from .store import ConnectionStore, PreconditionFailed, now
+from .store import ConnectionStore, now
 
 if TYPE_CHECKING:
     from .outcome import Outcome

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import IdentityNotAllowed, ProvisioningError, ServiceUnavailable
+from .errors import ConnectionNotFound, IdentityNotAllowed, PreconditionFailed, ProvisioningError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -48,20 +48,6 @@ _AZURITE = (
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
-
-
-class PreconditionFailed(ProvisioningError):
-    """The connection changed since the ETag the caller holds (412)."""
-
-    http_status = 412
-    default_code = "preconditionFailed"
-
-
-class ConnectionNotFound(ProvisioningError):
-    """No connection by that name (404)."""
-
-    http_status = 404
-    default_code = "connectionNotFound"
 
 
 def now() -> str:
