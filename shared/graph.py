@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from .transport import PooledClient
+
 __all__ = [
     "GraphCall",
     "GraphClient",
@@ -68,7 +70,9 @@ class _Transient(Exception):
 
 
 class GraphClient:
-    def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, settings: Settings) -> None:
+    def __init__(
+        self, http: PooledClient | httpx.AsyncClient, credential: AsyncTokenCredential, settings: Settings
+    ) -> None:
         self._http = http
         self._credential = credential
         self._settings = settings

@@ -38,12 +38,12 @@ _closing: set[asyncio.Task[None]] = set()
 
 
 def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_identity") -> Pipeline:
-    import httpx
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
     from . import telemetry
     from .graph import GraphClient
     from .references import SecretResolver
+    from .transport import PooledClient
 
     telemetry.configure(settings.applicationinsights_connection_string)
 
@@ -57,9 +57,8 @@ def build_pipeline(settings: Settings, *, credential: CredentialKind = "managed_
     else:
         inner = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
     token_credential = GuardedCredential(inner)
-    http = httpx.AsyncClient(
+    http = PooledClient(
         timeout=settings.graph_timeout_seconds,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         headers={"User-Agent": "entra-provisioning-authorizer/1.0"},
     )
     return Pipeline(

@@ -24,6 +24,7 @@ class Seen:
     body: bytes
     status: int = 0
     note: str = ""
+    peer: str = ""  # the client's address and port: one per connection
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -73,6 +74,7 @@ class StandIn:
                     query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    peer=f"{self.client_address[0]}:{self.client_address[1]}",
                 )
                 with stand_in._lock:
                     stand_in.seen.append(seen)
