@@ -1,11 +1,21 @@
-"""The HTTP client alone: httpx and aiohttp against one fast asynchronous server that answers after 100 ms.
+"""The HTTP client alone: ways to send Graph's POST against one fast asynchronous server that answers after 100 ms.
 
-Isolates the question issue-level throughput figures raise: can the Graph client hold 64 or 256 requests in flight?
-The server is hypercorn (HTTP/1.1 over TLS, a trustme certificate) in its own process; each client sends the same
-small JSON POST from 16, 64 and 256 concurrent workers for a few seconds. Prints one JSON line per run: requests
-per second, the share of the ideal (concurrency / 100 ms), p50 latency and CPU per request.
+Isolates the question the throughput figures raise: how many requests in flight can the Graph client hold, and at
+what CPU per request? The server is hypercorn (HTTP/1.1 and HTTP/2 over TLS, a trustme certificate) in its own
+process; each client sends the same small JSON POST from 16, 64 and 256 concurrent workers for a few seconds:
 
-Run from the project root with the bench venv: .venv-bench/bin/python bench/transport.py
+- httpx, one pool of 64 connections with keep-alive 32 (what the app used before);
+- httpx through the app's pools (shared/transport.py: 8 pools of 16, each request to the least busy);
+- httpx over HTTP/2 (one connection multiplexes every request; needs the h2 package, installed for the benchmark);
+- aiohttp, one connector (the alternative the results propose).
+
+hypercorn closes a connection after 1,000 requests by default (``keep_alive_max_requests``), which over HTTP/2 ends
+the one connection every request shares with a GOAWAY: httpcore then fails the requests in flight on it
+(``WriteError``, ``RemoteProtocolError``) instead of moving them to a new connection. The limit is raised here so that
+the figures are about throughput; the app's Graph client retries a repeatable call that fails that way.
+
+`make bench` runs :func:`compare` and adds its table to bench/RESULTS.md; alone:
+.venv-bench/bin/python bench/transport.py [--seconds 4]
 """
 
 from __future__ import annotations
@@ -18,7 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVER = """
 import asyncio
@@ -31,11 +46,15 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 """
-URL = "https://127.0.0.1:8443/v1.0/servicePrincipals/x/synchronization/acquireAccessToken"
+CONFIG = "keep_alive_max_requests = 1_000_000_000\n"
+PORT = 8443
+URL = f"https://127.0.0.1:{PORT}/v1.0/servicePrincipals/x/synchronization/acquireAccessToken"
 BODY = {"credentials": [{"key": "BaseAddress", "value": "https://scim.example.com/v2"}]}
 
+Post = Callable[[], Awaitable[None]]
 
-async def measure(name: str, post, concurrency: int, seconds: float) -> None:
+
+async def measure(name: str, post: Post, concurrency: int, seconds: float) -> dict[str, Any]:
     await post()
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -50,24 +69,61 @@ async def measure(name: str, post, concurrency: int, seconds: float) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     rate = len(latencies) / elapsed
-    print(json.dumps({"client": name, "concurrency": concurrency, "rps": round(rate),
-                      "ideal": f"{rate / (concurrency / 0.1):.0%}", "p50_ms": round(statistics.median(latencies) * 1000),
-                      "cpu_ms_per_request": round(cpu * 1000 / len(latencies), 2)}))  # fmt: skip
+    return {
+        "client": name,
+        "concurrency": concurrency,
+        "rps": rate,
+        "share": rate / (concurrency / 0.1),
+        "p50": statistics.median(latencies) * 1000,
+        "cpu_ms": cpu * 1000 / len(latencies),
+    }
 
 
-async def with_httpx(ca: str, concurrency: int) -> None:
+@asynccontextmanager
+async def httpx_one_pool(ca: str) -> Any:
     import httpx
 
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)  # what the app uses
-    async with httpx.AsyncClient(verify=ca, limits=limits) as client:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca), limits=limits) as client:
 
         async def post() -> None:
             (await client.post(URL, json=BODY)).raise_for_status()
 
-        await measure("httpx", post, concurrency, 4)
+        yield post
 
 
-async def with_aiohttp(ca: str, concurrency: int) -> None:
+@asynccontextmanager
+async def httpx_app_pools(ca: str) -> Any:
+    sys.path.insert(0, str(ROOT))
+    from shared.transport import PooledClient
+
+    client = PooledClient(verify=ssl.create_default_context(cafile=ca))
+    try:
+
+        async def post() -> None:
+            (await client.request("POST", URL, json=BODY)).raise_for_status()
+
+        yield post
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def httpx_http2(ca: str) -> Any:
+    import httpx
+
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca), http2=True) as client:
+
+        async def post() -> None:
+            response = await client.post(URL, json=BODY)
+            response.raise_for_status()
+            assert response.http_version == "HTTP/2", response.http_version
+
+        yield post
+
+
+@asynccontextmanager
+async def aiohttp_connector(ca: str) -> Any:
     import aiohttp
 
     connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca), limit=256)
@@ -78,10 +134,25 @@ async def with_aiohttp(ca: str, concurrency: int) -> None:
                 response.raise_for_status()
                 await response.read()
 
-        await measure("aiohttp", post, concurrency, 4)
+        yield post
 
 
-def main() -> None:
+CLIENTS: dict[str, Callable[[str], AbstractAsyncContextManager[Post]]] = {
+    "httpx, one pool of 64 (keep-alive 32)": httpx_one_pool,
+    "httpx, the app's pools (8 x 16)": httpx_app_pools,
+    "httpx, HTTP/2": httpx_http2,
+    "aiohttp": aiohttp_connector,
+}
+
+
+async def _run(client: Callable[[str], AbstractAsyncContextManager[Post]], name: str, ca: str, concurrency: int,
+               seconds: float) -> dict[str, Any]:  # fmt: skip
+    async with client(ca) as post:
+        return await measure(name, post, concurrency, seconds)
+
+
+def compare(seconds: float = 4, concurrencies: tuple[int, ...] = (16, 64, 256)) -> list[dict[str, Any]]:
+    """One row per client and concurrency; a client that fails says so in ``error``."""
     import trustme
 
     folder = Path(tempfile.mkdtemp(prefix="transport-"))
@@ -89,20 +160,31 @@ def main() -> None:
     ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(folder / "server.pem"))
     ca.cert_pem.write_to_path(str(folder / "ca.pem"))
     (folder / "app.py").write_text(SERVER)
+    (folder / "config.py").write_text(CONFIG)
     server = subprocess.Popen(
-        [sys.executable, "-m", "hypercorn", "app:app", "--bind", "127.0.0.1:8443",
+        [sys.executable, "-m", "hypercorn", "app:app", "--bind", f"127.0.0.1:{PORT}", "--config", "file:config.py",
          "--certfile", "server.pem", "--keyfile", "server.pem"],
         cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    rows = []
     try:
         time.sleep(3)
-        for run in (with_httpx, with_aiohttp):
-            for concurrency in (16, 64, 256):
-                asyncio.run(run(str(folder / "ca.pem"), concurrency))
+        for name, client in CLIENTS.items():
+            for concurrency in concurrencies:
+                try:
+                    rows.append(asyncio.run(_run(client, name, str(folder / "ca.pem"), concurrency, seconds)))
+                except Exception as exc:  # noqa: BLE001 - a client that cannot keep up is a result too
+                    rows.append({"client": name, "concurrency": concurrency, "error": f"{type(exc).__name__}: {exc}"})
     finally:
         server.terminate()
         server.wait(10)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4, help="how long each client runs at each concurrency")
+    for row in compare(seconds=parser.parse_args().seconds):
+        print(json.dumps(row))
