@@ -8,6 +8,7 @@ with the request's secrets redacted, and anything unexpected an ``internalError`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -124,6 +125,14 @@ class Pipeline:
         invocation = Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count, connection=connection)
         return self._finish(_Run(invocation=invocation, started=time.perf_counter(), target=target), error)
 
+    def _prefetch_graph_token(self, request: AcquireRequest) -> asyncio.Task[str] | None:
+        """Start fetching the Graph token if a step will call Graph; a failure is left for that step to meet again."""
+        if not any(not request.dry_run or name in DRY_RUN_STEPS for name in request.steps):
+            return None
+        task = asyncio.ensure_future(self.graph.token())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: the step raises it
+        return task
+
     def _finish(self, run: _Run, error: ProvisioningError | None) -> Outcome:
         outcome = build_outcome(run, error)
         self._emit(outcome)
@@ -154,7 +163,15 @@ class Pipeline:
                         code="inlineSecretNotAllowed",
                     )
 
-        answers = await self.resolver.resolve_all_versioned(references.values())
+        # The Graph token is fetched while Key Vault answers: on a cold start both are a round trip to the identity
+        # endpoint and more, and nothing about one depends on the other.
+        prefetch = self._prefetch_graph_token(request) if references else None
+        try:
+            answers = await self.resolver.resolve_all_versioned(references.values())
+        except BaseException:
+            if prefetch is not None:
+                prefetch.cancel()
+            raise
         resolved = {key: answer.value for key, answer in zip(references, answers, strict=True)}
         run.secrets.extend(resolved.values())
         run.versions = {

@@ -25,6 +25,7 @@ class Seen:
     status: int = 0
     note: str = ""
     peer: str = ""  # the client's address and port: one per connection
+    at: float = field(default_factory=time.monotonic)  # when it arrived, comparable across stand-ins
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")

@@ -1,6 +1,7 @@
 """The pipeline with the real azure-identity, azure-keyvault-secrets and httpx clients against the stand-ins."""
 
 import asyncio
+import gc
 import json
 
 from shared.runtime import build_pipeline
@@ -358,3 +359,36 @@ async def test_concurrent_requests_on_a_cold_pipeline_fetch_one_graph_token(pipe
     outcomes = await asyncio.gather(*(run(pipeline) for _ in range(16)))
     assert {o.outcome for o in outcomes} == {"succeeded"}
     assert app_env.identity.issued.count("https://graph.microsoft.com") == 1
+
+
+async def test_the_graph_token_is_asked_for_while_key_vault_answers(pipeline, app_env):
+    app_env.keyvault.latency = 0.2
+    try:
+        outcome = await run(pipeline)
+    finally:
+        app_env.keyvault.latency = 0
+    assert outcome.outcome == "succeeded", outcome.to_dict()
+    [graph_token] = [s for s in app_env.identity.seen if s.query.get("resource") == "https://graph.microsoft.com"]
+    [secret_read] = [s for s in app_env.keyvault.seen if s.status == 200]
+    assert graph_token.at < secret_read.at, "the Graph token waited for Key Vault"
+
+
+async def test_a_dry_run_asks_for_no_graph_token(pipeline, app_env):
+    outcome = await run(pipeline, dryRun=True)
+    assert outcome.outcome == "validated"
+    assert "https://graph.microsoft.com" not in app_env.identity.issued
+
+
+async def test_a_key_vault_failure_leaves_no_graph_token_fetch_behind(pipeline, app_env, all_logs):
+    app_env.identity.latency = 0.3  # the Graph token is still on its way when Key Vault says no
+    try:
+        outcome = await run(pipeline, credentials=[{"key": "SecretToken", "secretRef": "no-such-secret"}])
+        await asyncio.sleep(0.5)
+        gc.collect()
+    finally:
+        app_env.identity.latency = 0
+    assert outcome.outcome == "rejected", outcome.to_dict()
+    assert outcome.error_code == "SecretNotFound"
+    pending = [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "GraphClient.token"]
+    assert not pending
+    assert not [r for r in all_logs.records if "never retrieved" in r.getMessage()]
