@@ -5,7 +5,7 @@ what CPU per request? The server is hypercorn (HTTP/1.1 and HTTP/2 over TLS, a t
 process; each client sends the same small JSON POST from 16, 64 and 256 concurrent workers for a few seconds:
 
 - httpx, one pool of 64 connections with keep-alive 32 (what the app used before);
-- httpx through the app's pools (shared/transport.py: 8 pools of 16, each request to the least busy);
+- httpx through the app's pools (shared/transport.py: 8 pools of 16, each filled before the next is used);
 - httpx over HTTP/2 (one connection multiplexes every request; needs the h2 package, installed for the benchmark);
 - aiohttp, one connector (the alternative the results propose).
 
