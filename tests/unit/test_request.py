@@ -206,3 +206,73 @@ def test_a_trailing_newline_never_slips_past_a_pattern(body):
 
     with pytest.raises(InvalidRequest):
         check()
+
+
+ON_DEMAND_STEPS = {"steps": ["provisionOnDemand"]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"steps": ["acquireAccessToken", "rebootGraph"]}, "steps[1]: Input should be 'validateCredentials', "),
+        ({"steps": "acquireAccessToken"}, "steps: Input should be a valid list"),
+        ({"steps": []}, "steps: List should have at least 1 item after validation, not 0"),
+        ({"credentials": ["BaseAddress"]}, "credentials[0]: Input should be a JSON object"),
+        ({"credentials": [{"key": "Url", "secretRef": None}]}, "credentials[0]: 'secretRef' is null; leave it out"),
+        ({"credentials": [{"value": "x"}]}, "credentials[0].key: required"),
+        ({"credentials": [{"key": "Url", "secretRef": "x" * 2049}]}, "String should have at most 2048 characters"),
+        ({**ON_DEMAND_STEPS, "onDemand": "rule"}, "onDemand: Input should be a JSON object"),
+        (
+            {**ON_DEMAND_STEPS, "onDemand": {"subjects": [{"objectId": "a", "objectTypeName": "User"}]}},
+            "onDemand.ruleId: required",
+        ),
+        (
+            {**ON_DEMAND_STEPS, "onDemand": {"ruleId": "r", "subjects": []}},
+            "onDemand.subjects: List should have at least 1 item",
+        ),
+        (
+            {
+                **ON_DEMAND_STEPS,
+                "onDemand": {"ruleId": "r", "subjects": [{"objectId": "a", "objectTypeName": "Device"}]},
+            },
+            "onDemand.subjects[0].objectTypeName: Input should be 'User' or 'Group'",
+        ),
+        (
+            {**ON_DEMAND_STEPS, "onDemand": {"ruleId": "", "subjects": [{"objectId": "a", "objectTypeName": "User"}]}},
+            "onDemand.ruleId: String should have at least 1 character",
+        ),
+        (
+            {
+                **ON_DEMAND_STEPS,
+                "onDemand": {"ruleId": "r", "subjects": [{"objectId": "a", "objectTypeName": "User", "x": 1}]},
+            },
+            "onDemand.subjects[0].x: unknown field",
+        ),
+    ],
+)
+def test_nested_problems_name_their_path(overrides, expected):
+    assert expected in problem(request_body(**overrides))
+
+
+def test_null_is_not_a_boolean():
+    assert "dryRun: Input should be a valid boolean" in problem({**request_body(), "dryRun": None})
+
+
+def test_every_problem_is_reported_up_to_five():
+    message = problem({"servicePrincipalId": 1, "applicationId": 2, "credentials": 3, "dryRun": 4, "jobId": 5, "x": 6})
+    assert message.startswith("servicePrincipalId: Input should be a valid string; applicationId: Input should be")
+    assert message.count(";") == 5
+    assert message.endswith("; ...")
+
+
+def test_a_well_formed_on_demand_request_parses():
+    request = parse(
+        request_body(
+            steps=["provisionOnDemand"],
+            onDemand={"ruleId": "rule-1", "subjects": [{"objectId": "u1", "objectTypeName": "Group"}]},
+        )
+    )
+    assert request.on_demand is not None
+    assert request.on_demand.rule_id == "rule-1"
+    assert [(s.object_id, s.object_type_name) for s in request.on_demand.subjects] == [("u1", "Group")]
+    assert request.steps == ["provisionOnDemand"]
