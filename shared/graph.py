@@ -70,9 +70,7 @@ class _Transient(Exception):
 
 
 class GraphClient:
-    def __init__(
-        self, http: PooledClient | httpx.AsyncClient, credential: AsyncTokenCredential, settings: Settings
-    ) -> None:
+    def __init__(self, http: PooledClient, credential: AsyncTokenCredential, settings: Settings) -> None:
         self._http = http
         self._credential = credential
         self._settings = settings

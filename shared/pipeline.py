@@ -127,7 +127,7 @@ class Pipeline:
 
     def _prefetch_graph_token(self, request: AcquireRequest) -> asyncio.Task[str] | None:
         """Start fetching the Graph token if a step will call Graph; a failure is left for that step to meet again."""
-        if not any(not request.dry_run or name in DRY_RUN_STEPS for name in request.steps):
+        if all(_skipped_by_dry_run(request, name) for name in request.steps):
             return None
         task = asyncio.ensure_future(self.graph.token())
         task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: the step raises it
@@ -191,7 +191,7 @@ class Pipeline:
             if failure is not None:
                 run.steps.append(StepResult(name=name, status="notRun"))
                 continue
-            if request.dry_run and name not in DRY_RUN_STEPS:
+            if _skipped_by_dry_run(request, name):
                 run.steps.append(StepResult(name=name, status="skipped", detail=_DRY_RUN))
                 continue
             first_call = len(ctx.calls)
@@ -289,3 +289,8 @@ def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: in
     outcome = build_outcome(_Run(invocation=invocation, started=time.perf_counter()), ConfigurationError(str(exc)))
     emit_outcome(outcome)
     return outcome
+
+
+def _skipped_by_dry_run(request: AcquireRequest, step: str) -> bool:
+    """A dry run skips every step but the ones that change nothing (every step that runs calls Graph)."""
+    return request.dry_run and step not in DRY_RUN_STEPS
