@@ -414,9 +414,13 @@ class AiohttpGraph:
         import ssl
 
         import aiohttp
+        import httpx
+        from opentelemetry import trace
 
         context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=128))
+        self._timeout, self._response, self._request = aiohttp.ClientTimeout, httpx.Response, httpx.Request
+        self._tracer, self._client_kind = trace.get_tracer("bench.proposal"), trace.SpanKind.CLIENT
 
     async def request(
         self,
@@ -427,23 +431,18 @@ class AiohttpGraph:
         headers: Any = None,
         timeout: float,  # noqa: ASYNC109 - the Graph client's call, as httpx.AsyncClient.request takes it
     ) -> Any:
-        import aiohttp
-        import httpx
-        from opentelemetry import trace
-
-        tracer = trace.get_tracer("bench.proposal")
         attributes = {"http.method": method, "http.url": url}
-        with tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+        with self._tracer.start_as_current_span(method, kind=self._client_kind, attributes=attributes) as span:
             async with self._session.request(
-                method, url, json=json, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                method, url, json=json, headers=headers, timeout=self._timeout(total=timeout)
             ) as answer:
                 content = await answer.read()
                 span.set_attribute("http.status_code", answer.status)
-                return httpx.Response(
+                return self._response(
                     answer.status,
                     headers=list(answer.raw_headers),
                     content=content,
-                    request=httpx.Request(method, url),
+                    request=self._request(method, url),
                 )
 
     async def aclose(self) -> None:
