@@ -1,13 +1,14 @@
 // Entra provisioning authorizer: everything `azd up` creates, least privilege throughout.
 //
 // A resource group with: a user-assigned managed identity (the app's only identity), a storage account with
-// shared-key access off (host storage, deployment package, the request queue), a Key Vault in RBAC mode with
+// shared-key access off (host storage, deployment package, the request and connection-work queues), a Key Vault in RBAC mode with
 // purge protection (the provisioning secrets), Log Analytics + Application Insights with local auth off
 // (telemetry, ingested with the identity) and the outcome workbook, an Event Grid topic for request events,
 // and the Function App on the Flex Consumption plan (Python 3.13 with the worker runtime pinned, HTTPS only, TLS 1.2+).
 // The identity gets: Storage Blob Data Owner + Queue Data Contributor on the storage account, Key Vault Secrets
 // User on the vault, Monitoring Metrics Publisher on Application Insights, and one Microsoft Graph application
-// permission (graph-permission.bicep).
+// permission (graph-permission.bicep). With callerAuth=entra also an app registration with the app roles
+// Provisioning.Operator and Provisioning.Admin (caller-app.bicep) and App Service Authentication on the app.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -44,8 +45,23 @@ param grantGraphPermission bool = false
 @description('ALLOWED_TARGETS app setting: comma-separated object ids that may be authorized. Empty: any.')
 param allowedTargets string = ''
 
-@description('REQUIRED_APP_ROLE app setting: app role HTTP callers must hold (with App Service Authentication). Empty: function keys only.')
-param requiredAppRole string = ''
+@description('CALLER_AUTH: key (the function key is the only check) or entra (App Service Authentication with the Microsoft Entra provider and an app registration with the roles Provisioning.Operator and Provisioning.Admin; callers send a token for AZURE_CALLER_AUDIENCE).')
+@allowed([
+  'key'
+  'entra'
+])
+param callerAuth string = 'key'
+
+@description('SECRET_BINDING: required (a secret read from Key Vault goes only to the targets and endpoints its tags name) or off.')
+@allowed([
+  'required'
+  'off'
+])
+param secretBinding string = 'required'
+
+@minValue(1)
+@description('RECOVERY_MIN_HOURS: at most one recovery per connection in this many hours.')
+param recoveryMinHours int = 12
 
 @minValue(40)
 @maxValue(1000)
@@ -56,6 +72,7 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = 'func-${resourceToken}'
 var requestQueueName = 'acquire-access-token'
+var connectionQueueName = 'connection-work'
 var connectionsTableName = 'connections'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -83,6 +100,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
     requestQueueName: requestQueueName
+    connectionQueueName: connectionQueueName
     connectionsTableName: connectionsTableName
   }
 }
@@ -137,8 +155,21 @@ module function 'app/function.bicep' = {
     requestQueueName: requestQueueName
     connectionsTableName: connectionsTableName
     allowedTargets: allowedTargets
-    requiredAppRole: requiredAppRole
     maximumInstanceCount: maximumInstanceCount
+    connectionQueueName: storage.outputs.connectionQueueName
+    callerAuth: callerAuth
+    callerAppId: callerAuth == 'entra' ? callerApp.outputs.appId : ''
+    secretBinding: secretBinding
+    recoveryMinHours: recoveryMinHours
+  }
+}
+
+module callerApp 'app/caller-app.bicep' = if (callerAuth == 'entra') {
+  name: 'caller-app'
+  scope: rg
+  params: {
+    uniqueName: 'entra-provisioning-authorizer-${resourceToken}'
+    displayName: 'Entra provisioning authorizer (${environmentName})'
   }
 }
 
@@ -180,6 +211,7 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_REQUEST_QUEUE_NAME string = requestQueueName
+output AZURE_CONNECTION_QUEUE_NAME string = connectionQueueName
 output AZURE_EVENTGRID_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
 output AZURE_KEYVAULT_EVENTS_TOPIC_NAME string = eventGrid.outputs.vaultTopicName
@@ -187,3 +219,11 @@ output AZURE_CONNECTIONS_TABLE_NAME string = connectionsTableName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output GRAPH_PERMISSION string = graphPermission
 output GRAPH_PERMISSION_GRANTED bool = grantGraphPermission
+output CALLER_AUTH string = callerAuth
+// callerAuth=entra: what a caller needs. The audience a caller's token is for (az account get-access-token
+// --resource <audience>; a Logic App's HTTP action: authentication.audience), the service principal to assign app
+// roles on, and the two roles' ids. Empty with callerAuth=key.
+output AZURE_CALLER_AUDIENCE string = callerAuth == 'entra' ? callerApp.outputs.appId : ''
+output AZURE_CALLER_APP_SP_ID string = callerAuth == 'entra' ? callerApp.outputs.servicePrincipalId : ''
+output AZURE_CALLER_OPERATOR_ROLE_ID string = callerAuth == 'entra' ? callerApp.outputs.operatorRoleId : ''
+output AZURE_CALLER_ADMIN_ROLE_ID string = callerAuth == 'entra' ? callerApp.outputs.adminRoleId : ''

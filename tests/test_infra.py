@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-infra" / "bin" / "checkov"))
 # checkov's Bicep parser does not know the `extension` keyword (the Microsoft Graph Bicep extension), and it has
-# no checks for Microsoft.Graph resources; this file is read by test_the_graph_permission_is_least_privileged.
-UNPARSEABLE = {"app/graph-permission.bicep"}
+# no checks for Microsoft.Graph resources; these files are read by test_the_graph_permission_is_least_privileged and
+# the caller app registration tests.
+UNPARSEABLE = {"app/graph-permission.bicep", "app/caller-app.bicep"}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,11 @@ def test_the_app_settings_match_the_contract():
         "KEY_VAULT_URI",
         "REQUEST_QUEUE_NAME",
         "ALLOWED_TARGETS",
-        "REQUIRED_APP_ROLE",
         "ALLOW_INLINE_SECRETS",
+        "SECRET_BINDING",
+        "CALLER_AUTH",
+        "CONNECTION_QUEUE_NAME",
+        "RECOVERY_MIN_HOURS",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
         "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
@@ -293,3 +297,237 @@ def test_azd_hooks_are_valid_shell():
         path = INFRA / "hooks" / hook
         assert os.access(path, os.X_OK), hook
         subprocess.run(["sh", "-n", str(path)], check=True)
+
+
+# ---- settings of the bindings, the callers and the fleet ------------------------------------------------------------
+
+
+def declaration(source: str, name: str) -> str:
+    """A Bicep parameter's decorators and declaration line."""
+    line = re.search(rf"^param {name} .*$", source, flags=re.M)
+    assert line, name
+    return source[: line.end()].rsplit("\n\n", 1)[-1]
+
+
+def test_required_app_role_is_gone_from_the_infrastructure():
+    for path in [*INFRA.rglob("*"), ROOT / "azure.yaml"]:
+        if path.is_file():
+            text_ = path.read_text()
+            assert "REQUIRED_APP_ROLE" not in text_, path.name
+            assert "requiredAppRole" not in text_, path.name
+
+
+def test_the_new_settings_come_from_parameters_with_the_contracts_defaults():
+    main = text("main.bicep")
+    function = text("app/function.bicep")
+    params = json.loads(text("main.parameters.json"))["parameters"]
+    assert "param callerAuth string = 'key'" in main
+    assert "'key'\n  'entra'\n])" in declaration(main, "callerAuth")
+    assert params["callerAuth"] == {"value": "${CALLER_AUTH=key}"}
+    assert "param secretBinding string = 'required'" in main
+    assert "'required'\n  'off'\n])" in declaration(main, "secretBinding")
+    assert params["secretBinding"] == {"value": "${SECRET_BINDING=required}"}
+    assert "param recoveryMinHours int = 12" in main
+    assert "@minValue(1)" in declaration(main, "recoveryMinHours")
+    assert params["recoveryMinHours"] == {"value": "${RECOVERY_MIN_HOURS=12}"}
+    assert "var connectionQueueName = 'connection-work'" in main
+    for setting, value in (
+        ("CALLER_AUTH", "callerAuth"),
+        ("SECRET_BINDING", "secretBinding"),
+        ("CONNECTION_QUEUE_NAME", "connectionQueueName"),
+        ("RECOVERY_MIN_HOURS", "string(recoveryMinHours)"),
+    ):
+        assert f"{{ name: '{setting}', value: {value} }}" in function, setting
+    module = main.split("module function 'app/function.bicep'")[1].split("\n}\n")[0]
+    for wiring in (
+        "callerAuth: callerAuth",
+        "secretBinding: secretBinding",
+        "recoveryMinHours: recoveryMinHours",
+        "connectionQueueName: storage.outputs.connectionQueueName",
+        "callerAppId: callerAuth == 'entra' ? callerApp.outputs.appId : ''",
+    ):
+        assert wiring in module, wiring
+
+
+def test_website_auth_enabled_is_left_to_the_platform():
+    # The app trusts X-MS-CLIENT-PRINCIPAL only when the platform says authentication is on; setting the variable
+    # ourselves would make that check worthless.
+    for path in INFRA.rglob("*.bicep"):
+        assert "name: 'WEBSITE_AUTH_ENABLED'" not in path.read_text(), path.name
+
+
+def test_the_connection_queue_and_its_poison_queue_exist_and_the_identity_may_use_them():
+    storage = text("app/storage.bicep")
+    assert "param connectionQueueName string" in storage
+    queue = r"'Microsoft\.Storage/storageAccounts/queueServices/queues@[\d-]+' = \{\n(.*?)\n\}"
+    queues = re.findall(queue, storage, re.S)
+    names = {re.search(r"name: (.*)", q).group(1).strip() for q in queues}
+    assert names == {
+        "requestQueueName",
+        "'${requestQueueName}-poison'",
+        "connectionQueueName",
+        "'${connectionQueueName}-poison'",
+    }
+    assert "output connectionQueueName string = connectionQueue.name" in storage
+    assert "connectionQueueName: connectionQueueName" in text("main.bicep").split("module storage")[1].split("\n}\n")[0]
+    assert "output AZURE_CONNECTION_QUEUE_NAME string = connectionQueueName" in text("main.bicep")
+    # The queue triggers read, delete and poison messages; the sweep and rotations enqueue: one role on the account.
+    queue_role = text("app/rbac.bicep").split("resource queueContributor")[1].split("\n}\n")[0]
+    assert "roles.storageQueueDataContributor" in queue_role
+    assert "scope: storage" in queue_role
+    assert "principalId: identityPrincipalId" in queue_role
+
+
+def bench_efficiency(in_flight: int) -> int:
+    """The share of ideal throughput bench/RESULTS.md reports at that many requests in flight (telemetry on)."""
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    found = re.search(
+        rf"throughput, telemetry on: {in_flight} concurrent, Graph 100 ms \| \d+ req/s of \d+ \((\d+)%\)", results
+    )
+    assert found, f"bench/RESULTS.md no longer reports {in_flight} in flight"
+    return int(found.group(1))
+
+
+def test_http_concurrency_per_instance_is_where_the_bench_keeps_90_percent():
+    function = text("app/function.bicep")
+    scale = function.split("scaleAndConcurrency: {")[1].split("\n      runtime:")[0]
+    assert re.search(r"triggers: \{\s*http: \{", scale)
+    concurrency = int(re.search(r"perInstanceConcurrency: (\d+)", scale).group(1))
+    assert concurrency == 16
+    assert bench_efficiency(concurrency) >= 90
+    assert bench_efficiency(64) < 90
+    # The comment gives the figures it rests on, as the bench reports them.
+    comment = scale.split("perInstanceConcurrency")[0]
+    assert f"{bench_efficiency(concurrency)}% of ideal throughput with {concurrency}" in comment
+    assert f"{bench_efficiency(64)}% with 64" in comment
+    assert "bench/RESULTS.md" in comment
+
+
+# ---- callerAuth=entra: App Service Authentication and the app registration ------------------------------------------
+
+
+def auth_settings() -> str:
+    function = text("app/function.bicep")
+    assert "resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (callerAuth == 'entra') {" in function
+    return function.split("resource auth 'Microsoft.Web/sites/config@2024-04-01'")[1].split("\n}\n")[0]
+
+
+def test_entra_callers_get_app_service_authentication_with_the_entra_provider():
+    auth = auth_settings()
+    assert "parent: site" in auth
+    assert "name: 'authsettingsV2'" in auth
+    assert re.search(r"platform: \{\s*enabled: true\s*\}", auth)
+    assert "requireAuthentication: true" in auth
+    assert "unauthenticatedClientAction: 'Return401'" in auth
+    excluded = re.search(r"excludedPaths: \[(.*?)\]", auth, re.S).group(1).split()
+    assert excluded == ["'/api/health'", "'/api/openapi.json'", "'/api/swagger.json'"]
+    assert "requireHttps: true" in auth
+    provider = auth.split("azureActiveDirectory: {")[1]
+    assert "enabled: true" in provider
+    assert "clientId: callerAppId" in provider
+    assert "openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'" in provider
+    audiences = re.search(r"allowedAudiences: \[(.*?)\]", provider, re.S).group(1).split()
+    assert audiences == ["callerAppId", "'api://${callerAppId}'"]
+    assert "clientSecret" not in auth  # bearer tokens only: the app has no secret to validate them
+    assert re.search(r"tokenStore: \{\s*enabled: false\s*\}", auth)
+
+
+def test_the_excluded_paths_are_the_anonymous_routes_of_the_app(app_functions):
+    excluded = {p.strip("'") for p in re.search(r"excludedPaths: \[(.*?)\]", auth_settings(), re.S).group(1).split()}
+    anonymous = {
+        "/api/" + f.get_trigger().route
+        for f in app_functions
+        if f.get_trigger().type == "httpTrigger" and str(f.get_trigger().auth_level).upper().endswith("ANONYMOUS")
+    }
+    assert excluded == anonymous
+
+
+def test_the_app_registration_has_the_two_app_roles_with_stable_ids():
+    app = text("app/caller-app.bicep")
+    assert "extension 'br:mcr.microsoft.com/bicep/extensions/microsoftgraph/v1.0:1.0.0'" in app
+    assert (
+        app.split("extension ")[1].split("\n")[0]
+        == text("app/graph-permission.bicep").split("extension ")[1].split("\n")[0]
+    ), "one version of the Graph extension"
+    registration = app.split("resource app 'Microsoft.Graph/applications@v1.0' = {")[1].split("\n}\n")[0]
+    assert "uniqueName: uniqueName" in registration
+    assert "signInAudience: 'AzureADMyOrg'" in registration
+    assert re.search(r"api: \{.*requestedAccessTokenVersion: 2\s*\}", registration, re.S)
+    roles = re.findall(r"\{\s*id: (\w+)\s*value: '([\w.]+)'(.*?)isEnabled: true\s*\}", registration, re.S)
+    assert [(role_id, value) for role_id, value, _ in roles] == [
+        ("operatorRoleId", "Provisioning.Operator"),
+        ("adminRoleId", "Provisioning.Admin"),
+    ]
+    for _, _, body in roles:
+        assert re.search(r"allowedMemberTypes: \[\s*'Application'\s*'User'\s*\]", body)
+    assert "var operatorRoleId = guid(uniqueName, 'Provisioning.Operator')" in app
+    assert "var adminRoleId = guid(uniqueName, 'Provisioning.Admin')" in app
+    principal = app.split("resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {")[1].split("\n}\n")[0]
+    assert "appId: app.appId" in principal
+    assert "appRoleAssignmentRequired: true" in principal
+
+
+def test_the_app_registration_is_deployed_only_for_entra_and_its_audience_is_an_output():
+    main = text("main.bicep")
+    module = main.split("module callerApp 'app/caller-app.bicep' = if (callerAuth == 'entra') {")[1].split("\n}\n")[0]
+    assert "scope: rg" in module
+    assert "uniqueName: 'entra-provisioning-authorizer-${resourceToken}'" in module
+    app = text("app/caller-app.bicep")
+    for output, value in (
+        ("AZURE_CALLER_AUDIENCE", "appId"),
+        ("AZURE_CALLER_APP_SP_ID", "servicePrincipalId"),
+        ("AZURE_CALLER_OPERATOR_ROLE_ID", "operatorRoleId"),
+        ("AZURE_CALLER_ADMIN_ROLE_ID", "adminRoleId"),
+    ):
+        assert f"output {output} string = callerAuth == 'entra' ? callerApp.outputs.{value} : ''" in main
+        assert f"output {value} string = " in app
+    assert "output appId string = app.appId" in app
+    assert "output servicePrincipalId string = servicePrincipal.id" in app
+    assert "output CALLER_AUTH string = callerAuth" in main
+
+
+def postprovision_env(**extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "AZURE_IDENTITY_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "GRAPH_PERMISSION": "Synchronization.ReadWrite.All",
+        "GRAPH_PERMISSION_GRANTED": "true",
+        **extra,
+    }
+
+
+ENTRA_OUTPUTS = {
+    "CALLER_AUTH": "entra",
+    "AZURE_CALLER_AUDIENCE": "99999999-0000-0000-0000-000000000001",
+    "AZURE_CALLER_APP_SP_ID": "99999999-0000-0000-0000-000000000002",
+    "AZURE_CALLER_OPERATOR_ROLE_ID": "99999999-0000-0000-0000-000000000003",
+    "AZURE_CALLER_ADMIN_ROLE_ID": "99999999-0000-0000-0000-000000000004",
+}
+
+
+def test_the_postprovision_hook_prints_the_caller_role_assignment_with_entra():
+    result = subprocess.run(
+        ["sh", str(INFRA / "hooks" / "postprovision.sh")],
+        env=postprovision_env(**ENTRA_OUTPUTS),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = result.stdout
+    assert "https://graph.microsoft.com/v1.0/servicePrincipals/$CALLER_SP_ID/appRoleAssignments" in out
+    assert '\\"resourceId\\": \\"99999999-0000-0000-0000-000000000002\\"' in out
+    assert '\\"appRoleId\\": \\"99999999-0000-0000-0000-000000000003\\"' in out
+    assert "Provisioning.Admin (99999999-0000-0000-0000-000000000004)" in out
+    assert "az account get-access-token --resource 99999999-0000-0000-0000-000000000001" in out
+
+
+def test_the_postprovision_hook_says_nothing_about_callers_with_function_keys():
+    result = subprocess.run(
+        ["sh", str(INFRA / "hooks" / "postprovision.sh")],
+        env=postprovision_env(CALLER_AUTH="key"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "appRoleAssignments" not in result.stdout
+    assert result.stdout == ""

@@ -13,8 +13,23 @@ param keyVaultUri string
 param requestQueueName string
 param connectionsTableName string
 param allowedTargets string
-param requiredAppRole string
 param maximumInstanceCount int
+param connectionQueueName string
+@allowed([
+  'key'
+  'entra'
+])
+@description('CALLER_AUTH: key (function keys only) or entra (App Service Authentication below, with app roles).')
+param callerAuth string
+@description('With callerAuth=entra: client id of the app registration callers get tokens for (caller-app.bicep).')
+param callerAppId string = ''
+@allowed([
+  'required'
+  'off'
+])
+param secretBinding string
+@minValue(1)
+param recoveryMinHours int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -51,7 +66,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: App Service health check evicts unhealthy instances of long-running plans, while Flex Consumption instances are per execution; the anonymous health route serves external probes
   properties: {
     serverFarmId: plan.id
-    // checkov:skip=CKV_AZURE_17: callers authenticate with function keys (and, with REQUIRED_APP_ROLE, App Service Authentication), not client certificates; Logic Apps and Event Grid do not present client certificates
+    // checkov:skip=CKV_AZURE_17: callers authenticate with function keys (and, with callerAuth=entra, Microsoft Entra tokens through App Service Authentication), not client certificates; Logic Apps and Event Grid do not present client certificates
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
@@ -86,8 +101,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SWEEP_SCHEDULE', value: '0 0 6 * * *' }
         { name: 'SWEEP_EXPIRY_DAYS', value: '30' }
         { name: 'ALLOWED_TARGETS', value: allowedTargets }
-        { name: 'REQUIRED_APP_ROLE', value: requiredAppRole }
         { name: 'ALLOW_INLINE_SECRETS', value: 'false' }
+        { name: 'SECRET_BINDING', value: secretBinding }
+        // WEBSITE_AUTH_ENABLED is not set here: the platform sets it when App Service Authentication is on, and
+        // the app trusts X-MS-CLIENT-PRINCIPAL only then.
+        { name: 'CALLER_AUTH', value: callerAuth }
+        { name: 'CONNECTION_QUEUE_NAME', value: connectionQueueName }
+        { name: 'RECOVERY_MIN_HOURS', value: string(recoveryMinHours) }
       ]
     }
     functionAppConfig: {
@@ -104,6 +124,15 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: 2048
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            // `make bench` (bench/RESULTS.md) measured one process at 92% of ideal throughput with 16 requests in
+            // flight and 58% with 64. Flex Consumption scales out by instances, so each instance takes 16 at a time
+            // (the platform's default for 2048 MB, now pinned to the measurement) and the 17th request goes to
+            // another instance.
+            perInstanceConcurrency: 16
+          }
+        }
       }
       runtime: {
         name: 'python'
@@ -127,6 +156,62 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// callerAuth=entra: App Service Authentication with the Microsoft Entra provider. Requests without a valid token
+// for the app registration are answered 401 before they reach the app; health and the two API documents stay
+// anonymous. The app then trusts X-MS-CLIENT-PRINCIPAL (which the platform sets and strips from callers) and reads
+// its `roles` claims.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (callerAuth == 'entra') {
+  parent: site
+  // checkov:skip=CKV_AZURE_13: this is App Service Authentication, in the V2 format checkov does not read (properties.platform.enabled, not properties.enabled)
+  // checkov:skip=CKV_AZURE_63: HTTP logging is a siteConfig setting of the site, not of authsettingsV2; the app's telemetry goes to Application Insights
+  // checkov:skip=CKV_AZURE_65: detailed error messages are a siteConfig setting of the site, not of authsettingsV2
+  name: 'authsettingsV2'
+  // checkov:skip=CKV_AZURE_66: failed request tracing is a siteConfig setting of the site, not of authsettingsV2
+  // checkov:skip=CKV_AZURE_80: .NET Framework versions do not apply to a Python app, nor to authsettingsV2
+  // checkov:skip=CKV_AZURE_88: Azure Files mounts are a site setting, not one of authsettingsV2; the app keeps no files
+  // checkov:skip=CKV_AZURE_222: public network access is the site's (see the skip there), not a property of authsettingsV2
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/health'
+        '/api/openapi.json'
+        '/api/swagger.json'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: callerAppId
+          // The registration asks for v2.0 access tokens (caller-app.bicep), whose issuer this is.
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          // A v2.0 token's audience is the app id; api://<app id> too, should an identifier URI be added later.
+          allowedAudiences: [
+            callerAppId
+            'api://${callerAppId}'
+          ]
+        }
+      }
+    }
+    login: {
+      // An API for callers with bearer tokens: no sign-in sessions, nothing to store.
+      tokenStore: {
+        enabled: false
+      }
+    }
   }
 }
 

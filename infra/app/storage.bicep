@@ -1,10 +1,13 @@
-// Host storage, the deployment package container, the request queue and the connections table. Shared-key access off: everything
+// Host storage, the deployment package container, the request queue, the per-connection work queue (each with its poison
+// queue) and the connections table. Shared-key access off: everything
 // reaches it with Entra ID (the app's identity), so there is no storage key in any setting.
 param name string
 param location string
 param tags object
 param deploymentContainerName string
 param requestQueueName string
+@description('CONNECTION_QUEUE_NAME: one message per connection from the sweep and from rotations that touch many connections.')
+param connectionQueueName string
 param connectionsTableName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -83,6 +86,17 @@ resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: '${requestQueueName}-poison'
 }
 
+resource connectionQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: connectionQueueName
+}
+
+// The Functions host moves a message here after maxDequeueCount failed attempts (host.json).
+resource connectionPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${connectionQueueName}-poison'
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -100,3 +114,4 @@ output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output deploymentContainerName string = deploymentContainer.name
 output deadLetterContainerName string = deadLetterContainer.name
 output connectionsTableName string = connectionsTable.name
+output connectionQueueName string = connectionQueue.name
