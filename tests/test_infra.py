@@ -531,3 +531,145 @@ def test_the_postprovision_hook_says_nothing_about_callers_with_function_keys():
     )
     assert "appRoleAssignments" not in result.stdout
     assert result.stdout == ""
+
+
+# ---- azd hooks on Windows: PowerShell twins of the sh hooks ---------------------------------------------------------
+# pwsh cannot be installed here, so the twins are read: the same environment variables, the same az commands with the
+# same arguments, and the same messages, word for word, as the sh hooks print.
+
+HOOKS = INFRA / "hooks"
+HERE_STRING = re.compile(r'@"\n(.*?)\n"@', re.S)
+HEREDOC = re.compile(r"<<MSG\n(.*?)\nMSG\n", re.S)
+
+
+def test_azure_yaml_runs_the_powershell_twins_on_windows():
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"]
+    assert set(hooks) == {"postprovision", "postdeploy"}
+    for name, hook in hooks.items():
+        posix, windows = hook["posix"], hook["windows"]
+        assert posix == {**windows, "shell": "sh", "run": f"./infra/hooks/{name}.sh"}
+        assert windows["shell"] == "pwsh"
+        assert windows["run"] == f"./infra/hooks/{name}.ps1"
+        assert (HOOKS / f"{name}.ps1").is_file()
+
+
+def ps_variables(script: str, env: dict[str, str]) -> dict[str, str]:
+    """What the PowerShell hook's `$name = Get-Required 'VAR' ...` / `Get-OrDefault 'VAR' 'default'` lines assign."""
+    values = {}
+    for name, kind, var, default in re.findall(
+        r"^\s*\$(\w+) = Get-(Required|OrDefault) '(\w+)'(?: '([^']*)')?", script, re.M
+    ):
+        values[name] = env.get(var) or (default if kind == "OrDefault" else "")
+    return values
+
+
+def render_here_string(body: str, variables: dict[str, str], env: dict[str, str]) -> str:
+    """An expandable PowerShell here-string as PowerShell prints it: `$ is a dollar, $env:X and $x are expanded."""
+    body = body.replace("`$", "\0")
+    body = re.sub(r"\$env:(\w+)", lambda m: env.get(m.group(1), ""), body)
+    body = re.sub(r"\$\{?(\w+)\}?", lambda m: variables[m.group(1)], body)
+    assert "`" not in body, "an escape the renderer does not know"
+    return body.replace("\0", "$")
+
+
+def sh_variables_read(script: str) -> set[str]:
+    return set(re.findall(r"(?<!\\)\$\{?([A-Z][A-Z0-9_]+)", script))  # not `\$X`, which a message prints
+
+
+def ps_variables_read(script: str) -> set[str]:
+    named = re.findall(r"Get-(?:Required|OrDefault) '([A-Z][A-Z0-9_]+)'", script)
+    listed = re.findall(r"foreach \(\$name in ([^)]*)\)", script)
+    names = set(named) | set(re.findall(r"(?<!`)\$env:([A-Z][A-Z0-9_]+)", script))
+    for group in listed:
+        names |= set(re.findall(r"'([A-Z][A-Z0-9_]+)'", group))
+    return names
+
+
+@pytest.mark.parametrize("hook", ["postprovision", "postdeploy"])
+def test_the_powershell_hook_reads_the_same_environment_as_the_sh_hook(hook):
+    sh = (HOOKS / f"{hook}.sh").read_text()
+    ps = (HOOKS / f"{hook}.ps1").read_text()
+    assert sh_variables_read(sh) == ps_variables_read(ps)
+    assert "$ErrorActionPreference = 'Stop'" in ps  # as `set -e`
+    assert "Set-StrictMode -Version Latest" in ps  # as `set -u`
+
+
+def test_the_powershell_postprovision_prints_what_the_sh_one_prints():
+    env = postprovision_env(
+        **ENTRA_OUTPUTS, GRAPH_PERMISSION="Application.ReadWrite.OwnedBy", GRAPH_PERMISSION_GRANTED="false"
+    )
+    printed = subprocess.run(
+        ["sh", str(HOOKS / "postprovision.sh")], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    ps = (HOOKS / "postprovision.ps1").read_text()
+    variables = ps_variables(ps, env)
+    blocks = [render_here_string(body, variables, env) + "\n" for body in HERE_STRING.findall(ps)]
+    assert len(blocks) == 3
+    assert "".join(blocks) == printed
+    # Each block is printed under the same condition as its sh twin.
+    sh = (HOOKS / "postprovision.sh").read_text()
+    conditions = [
+        (
+            '[ "${GRAPH_PERMISSION_GRANTED:-false}" != "true" ]',
+            "if ((Get-OrDefault 'GRAPH_PERMISSION_GRANTED' 'false') -ne 'true')",
+        ),
+        ('[ "$permission" = "Application.ReadWrite.OwnedBy" ]', "if ($permission -eq 'Application.ReadWrite.OwnedBy')"),
+        ('[ "${CALLER_AUTH:-key}" = "entra" ]', "if ((Get-OrDefault 'CALLER_AUTH' 'key') -eq 'entra')"),
+    ]
+    for sh_condition, ps_condition in conditions:
+        assert sh.count(f"if {sh_condition}; then") == 1, sh_condition
+        assert ps.count(ps_condition) == 1, ps_condition
+    assert ps.index(conditions[0][1]) < ps.index(conditions[1][1]) < ps.index(conditions[2][1])
+
+
+def az_commands_sh(script: str) -> list[list[str]]:
+    joined = HEREDOC.sub("", script).replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        line = line.strip().removeprefix("if ! ").removesuffix("; then")
+        if line.startswith("az "):
+            line = line.replace('"$(dirname "$0")/../event-subscription.bicep"', "HOOKS/../event-subscription.bicep")
+            line = line.replace(">/dev/null 2>&1", "")
+            commands.append([token.strip('"') for token in line.split()])
+    return commands
+
+
+def az_commands_ps(script: str) -> list[list[str]]:
+    joined = HERE_STRING.sub("", script).replace("`\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line.startswith("az "):
+            line = line.replace(
+                "(Join-Path $PSScriptRoot '..' 'event-subscription.bicep')", "HOOKS/../event-subscription.bicep"
+            )
+            line = line.replace("*> $null", "").replace("$env:", "$")
+            commands.append([token.strip('"') for token in line.split()])
+    return commands
+
+
+def test_the_powershell_postdeploy_runs_the_same_az_commands():
+    sh = az_commands_sh((HOOKS / "postdeploy.sh").read_text())
+    ps = az_commands_ps((HOOKS / "postdeploy.ps1").read_text())
+    assert [c[:3] for c in sh] == [["az", "account", "show"], ["az", "deployment", "group"]]
+    assert ps == sh
+    assert sh[1][sh[1].index("--subscription") + 1] == "$AZURE_SUBSCRIPTION_ID"
+
+
+def test_the_powershell_postdeploy_says_what_the_sh_one_says():
+    sh = (HOOKS / "postdeploy.sh").read_text()
+    ps = (HOOKS / "postdeploy.ps1").read_text()
+    assert [b.replace("$env:", "$") for b in HERE_STRING.findall(ps)] == HEREDOC.findall(sh)
+    assert ps.count('[Console]::Error.WriteLine(@"') == sh.count("cat >&2 <<MSG") == 2
+    assert ps.count("exit 1") == sh.count("exit 1") == 2
+    echoes = [line.removeprefix("echo ").strip('"') for line in sh.splitlines() if line.startswith("echo ")]
+    writes = [
+        line.removeprefix("Write-Output ").strip('"').replace("$env:", "$")
+        for line in ps.splitlines()
+        if line.startswith("Write-Output ")
+    ]
+    assert writes == echoes
+    # `set -e` stops the sh hook when the deployment fails; PowerShell does not stop on a native command's failure.
+    assert "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }" in ps

@@ -28,3 +28,23 @@ of the application adds it (service principal object id \$SP_ID, application obj
     --body '{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/$identity"}'
 MSG
 fi
+
+if [ "${CALLER_AUTH:-key}" = "entra" ]; then
+  audience="${AZURE_CALLER_AUDIENCE:?run through azd: the provision outputs name the caller audience}"
+  app_sp="${AZURE_CALLER_APP_SP_ID:?run through azd: the provision outputs name the app's service principal}"
+  operator="${AZURE_CALLER_OPERATOR_ROLE_ID:?run through azd}"
+  admin="${AZURE_CALLER_ADMIN_ROLE_ID:?run through azd}"
+  cat <<MSG
+CALLER_AUTH=entra: callers send a Microsoft Entra token for $audience and hold an app role. To let a caller's
+managed identity or service principal (object id \$CALLER_SP_ID) in, a Cloud Application Administrator assigns
+it Provisioning.Operator ($operator) or Provisioning.Admin ($admin):
+
+  az rest --method POST \\
+    --uri "https://graph.microsoft.com/v1.0/servicePrincipals/\$CALLER_SP_ID/appRoleAssignments" \\
+    --body "{\"principalId\": \"\$CALLER_SP_ID\", \"resourceId\": \"$app_sp\", \"appRoleId\": \"$operator\"}"
+
+The caller then gets its token with:
+
+  az account get-access-token --resource $audience --query accessToken -o tsv
+MSG
+fi
