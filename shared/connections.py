@@ -14,10 +14,9 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConnectionNotFound, InvalidRequest, PolicyRefused, PreconditionFailed, ProvisioningError
-from .keys import is_sensitive
+from . import policy
+from .errors import ConnectionNotFound, InvalidRequest, PreconditionFailed, ProvisioningError
 from .outcome import Outcome
-from .references import parse_reference
 from .request import MAX_BODY_BYTES, AcquireRequest, parse_request
 from .store import ConnectionRecord, ConnectionStore, now
 
@@ -54,26 +53,12 @@ def check_name(name: str | None) -> str:
 
 def _validate(raw: bytes | str | Any, settings: Settings) -> tuple[dict[str, Any], tuple[tuple[str, bool], ...]]:
     """The request a connection stores, checked like any request and more: no secret value, ever."""
-    from .request import _decode
+    from .request import decode_json
 
-    data = _decode(raw)
+    data = decode_json(raw)
     request = parse_request(data)  # every rule of a request: 400 naming the field
-    for credential in request.credentials:
-        if credential.value is not None and is_sensitive(credential.key):
-            raise PolicyRefused(
-                f"credential {credential.key!r} is sensitive: a connection stores references only, so it must "
-                "come as a secretRef (whatever ALLOW_INLINE_SECRETS says)",
-                code="inlineSecretNotAllowed",
-            )
-    if settings.allowed_targets is not None and request.target.id not in settings.allowed_targets:
-        raise PolicyRefused(
-            f"{request.target.type} {request.target.id} is not in ALLOWED_TARGETS", code="targetNotAllowed"
-        )
-    secret_ids = []
-    for credential in request.credentials:
-        if credential.secret_ref is not None:
-            reference = parse_reference(credential.secret_ref, settings, key=credential.key)  # 400 / 403
-            secret_ids.append((reference.secret_id, reference.version is not None))
+    checked = policy.plan(request, settings, stored=True)  # 403 for a secret value, a target, a vault host
+    secret_ids = [(reference.secret_id, reference.version is not None) for reference in checked.references.values()]
     stored = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     if len(stored) > MAX_STORED_CHARS:
         raise InvalidRequest(f"a connection's request is at most {MAX_STORED_CHARS} characters of JSON")
@@ -136,9 +121,19 @@ async def list_connections(
         raise InvalidRequest("top must be a whole number from 1 to 100") from None
     if not 1 <= size <= MAX_TOP:
         raise InvalidRequest("top must be a whole number from 1 to 100")
-    if continuation is not None and not _NAME.fullmatch(continuation):
-        raise InvalidRequest("continuationToken is the name a previous page gave (1 to 63 of a-z, 0-9, -)")
-    return await store.page(top=size, continuation=continuation or None)
+    import hashlib
+
+    def check(name: str) -> str:  # tells a token a page gave from one made up or cut short (not a secret)
+        return hashlib.sha256(f"connections page from {name}".encode()).hexdigest()[:8]
+
+    start = None
+    if continuation:
+        name, _, mark = continuation.rpartition(".")
+        if not _NAME.fullmatch(name) or mark != check(name):
+            raise InvalidRequest("continuationToken is not one a previous page gave: pass that page's token as it is")
+        start = name
+    records, following = await store.page(top=size, continuation=start)
+    return records, None if following is None else f"{following}.{check(following)}"
 
 
 async def delete_connection(store: ConnectionStore, name: str, *, if_match: str | None = None) -> None:

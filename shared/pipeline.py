@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import graph
-from .errors import ConfigurationError, InternalError, PolicyRefused, ProvisioningError
+from . import graph, policy
+from .errors import ConfigurationError, InternalError, ProvisioningError
 from .graph import GraphClient
-from .keys import is_sensitive
+from .keys import is_address
 from .outcome import MAX_MESSAGE_CHARS, ErrorRecord, GraphCall, JobState, Outcome, StepResult, safe_message
-from .references import SecretReference, SecretResolver, parse_reference
+from .references import SecretResolver
 from .request import JOB_STEPS, AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
 from .steps import CHANGING_STEPS, DRY_RUN_STEPS, STEPS, StepContext
@@ -142,38 +142,31 @@ class Pipeline:
         """Policy, references, then each step until one does not succeed; returns that step's error."""
         settings = self.settings
         target = request.target
-        if settings.allowed_targets is not None and target.id not in settings.allowed_targets:
-            raise PolicyRefused(f"{target.type} {target.id} is not in ALLOWED_TARGETS", code="targetNotAllowed")
-
-        references: dict[str, SecretReference] = {}
-        for credential in request.credentials:
-            if credential.secret_ref is not None:
-                reference = parse_reference(credential.secret_ref, settings, key=credential.key)
-                pinned = run.invocation.pinned_versions.get(reference.secret_id)
-                if pinned is not None and reference.version is None:
-                    reference = SecretReference(reference.vault_url, reference.name, pinned)
-                references[credential.key] = reference
-            elif is_sensitive(credential.key):
-                if credential.value is not None:
-                    run.secrets.append(credential.value)
-                if not settings.allow_inline_secrets:
-                    raise PolicyRefused(
-                        f"credential {credential.key!r} is sensitive and must come as a secretRef "
-                        "(ALLOW_INLINE_SECRETS is off)",
-                        code="inlineSecretNotAllowed",
-                    )
+        checked = policy.plan(request, settings, pinned=run.invocation.pinned_versions)
+        run.secrets.extend(checked.inline_secrets)
+        references = checked.references
 
         # The Graph token is fetched while Key Vault answers: on a cold start both are a round trip to the identity
         # endpoint and more, and nothing about one depends on the other.
         prefetch = self._prefetch_graph_token(request) if references else None
         try:
             answers = await self.resolver.resolve_all_versioned(references.values())
+            resolved = {key: answer.value for key, answer in zip(references, answers, strict=True)}
+            run.secrets.extend(resolved.values())
+            credentials = [(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials]
+            for key, value in credentials:
+                if key in resolved and is_address(key):
+                    policy.check_address_shape(key, value)
+            bound = tuple(
+                policy.Bound.of(key, reference, answer)
+                for (key, reference), answer in zip(references.items(), answers, strict=True)
+            )
+            # Before any Graph call: each secret goes only to the targets and endpoints its tags name.
+            policy.check_bindings(target, credentials, bound, settings)
         except BaseException:
             if prefetch is not None:
                 prefetch.cancel()
             raise
-        resolved = {key: answer.value for key, answer in zip(references, answers, strict=True)}
-        run.secrets.extend(resolved.values())
         run.versions = {
             ref.secret_id: answer.version
             for ref, answer in zip(references.values(), answers, strict=True)
@@ -184,7 +177,8 @@ class Pipeline:
             request=request,
             target=target,
             graph=self.graph,
-            credentials=[(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials],
+            credentials=credentials,
+            check_sent=lambda sent: policy.check_bindings(target, sent, bound, settings),
         )
         failure: ProvisioningError | None = None
         for name in request.steps:

@@ -14,9 +14,10 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -44,6 +45,9 @@ _VAULT_NAME = re.compile(r"^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$")
 _APP_SERVICE_FORM = re.compile(r"^@Microsoft\.KeyVault\((?P<body>.*)\)$", re.DOTALL)
 
 MAX_CACHED_SECRETS = 1024
+# A secret Key Vault said does not exist is remembered this long, so that repeated requests naming it (by mistake or
+# on purpose) do not each cost a vault read.
+NOT_FOUND_SECONDS = 30.0
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 
 
@@ -76,9 +80,13 @@ _REFERENCE = re.compile(REFERENCE_PATTERN)
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
+    """A secret as Key Vault answered it: the value, and the version's own properties (its tags bind it)."""
+
     value: str = field(repr=False)
     version: str | None
     expires_on: datetime | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    created_on: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +241,8 @@ class SecretResolver:
         self._clients: dict[str, SecretClient] = {}
         self._cache: OrderedDict[SecretReference, tuple[float, Resolved]] = OrderedDict()
         self._in_flight: dict[SecretReference, asyncio.Future[Resolved]] = {}
-        self.calls = 0  # Key Vault GETs started, for the demo and the tests
+        self._missing: OrderedDict[SecretReference, tuple[float, ReferenceUnresolvable]] = OrderedDict()
+        self._missing_counter: Any = None
 
     async def resolve_all(self, references: Iterable[SecretReference]) -> list[str]:
         """Resolve every reference concurrently; the first error wins, the others are cancelled."""
@@ -260,6 +269,12 @@ class SecretResolver:
         now = self._clock()
         if cached is not None and cached[0] > now:
             return cached[1]
+        missing = self._missing.get(reference)
+        if missing is not None:
+            if missing[0] > now:
+                self._count_remembered_missing(reference)
+                raise ReferenceUnresolvable(missing[1].message, code=missing[1].code)
+            del self._missing[reference]
         pending = self._in_flight.get(reference)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -268,6 +283,10 @@ class SecretResolver:
         try:
             value = await self._fetch(reference)
         except BaseException as exc:
+            if isinstance(exc, ReferenceUnresolvable) and exc.code == "SecretNotFound":
+                self._missing[reference] = (self._clock() + NOT_FOUND_SECONDS, exc)
+                while len(self._missing) > MAX_CACHED_SECRETS:
+                    self._missing.popitem(last=False)
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # mark retrieved: nobody may be waiting
@@ -283,6 +302,19 @@ class SecretResolver:
         finally:
             self._in_flight.pop(reference, None)
 
+    def _count_remembered_missing(self, reference: SecretReference) -> None:
+        """Counted (metric ``key_vault.secret_not_found_remembered``): a vault read saved for a missing secret."""
+        if self._missing_counter is None:
+            from opentelemetry import metrics
+
+            self._missing_counter = metrics.get_meter("shared").create_counter(
+                "key_vault.secret_not_found_remembered",
+                unit="1",
+                description="requests for a secret Key Vault said does not exist, answered without a vault read",
+            )
+        self._missing_counter.add(1, {"vault": reference.host})
+        log.info("secret %r in %s: remembered as not found, Key Vault not asked again", reference.name, reference.host)
+
     async def _fetch(self, reference: SecretReference) -> Resolved:
         from azure.core.exceptions import (
             ClientAuthenticationError,
@@ -295,7 +327,6 @@ class SecretResolver:
         from .credentials import TokenUnavailable
 
         client = self._client(reference.vault_url)
-        self.calls += 1
         where = f"secret {reference.name!r} in {reference.host}"
         try:
             secret = await client.get_secret(reference.name, reference.version)
@@ -331,7 +362,14 @@ class SecretResolver:
             ) from None
         if secret.value is None:
             raise ReferenceUnresolvable(f"{where} has no value", code="SecretEmpty")
-        return Resolved(secret.value, secret.properties.version or reference.version, secret.properties.expires_on)
+        properties = secret.properties
+        return Resolved(
+            secret.value,
+            properties.version or reference.version,
+            properties.expires_on,
+            MappingProxyType(dict(properties.tags or {})),
+            properties.created_on,
+        )
 
     def _client(self, vault_url: str) -> SecretClient:
         client = self._clients.get(vault_url)

@@ -10,9 +10,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
-__all__ = ["GUID", "SETTING_NAMES", "Settings", "SettingsError"]
+__all__ = ["GUID", "SETTING_NAMES", "SecretBinding", "Settings", "SettingsError"]
+
+SecretBinding = Literal["required", "off"]
 
 SETTING_NAMES = (
     "GRAPH_ENDPOINT",
@@ -25,6 +28,7 @@ SETTING_NAMES = (
     "SECRET_CACHE_SECONDS",
     "ALLOW_INLINE_SECRETS",
     "ALLOWED_TARGETS",
+    "SECRET_BINDING",
     "REQUIRED_APP_ROLE",
     "GRAPH_TIMEOUT_SECONDS",
     "GRAPH_MAX_ATTEMPTS",
@@ -64,6 +68,7 @@ class Settings:
     secret_cache_seconds: float = 300.0
     allow_inline_secrets: bool = False
     allowed_targets: frozenset[str] | None = None
+    secret_binding: SecretBinding = "required"  # noqa: S105 - a mode, not a password
     required_app_role: str | None = None
     graph_timeout_seconds: float = 30.0
     graph_max_attempts: int = 4
@@ -118,6 +123,10 @@ class Settings:
         if targets_raw is not None:
             targets = frozenset(_guid("ALLOWED_TARGETS", t.strip()) for t in targets_raw.split(",") if t.strip())
 
+        binding = (get("SECRET_BINDING") or cls.secret_binding).lower()
+        if binding not in ("required", "off"):
+            raise SettingsError("SECRET_BINDING", f"must be 'required' or 'off', not {binding!r}")
+
         queue = get("REQUEST_QUEUE_NAME") or cls.request_queue_name
         if not _QUEUE_NAME.fullmatch(queue):
             raise SettingsError("REQUEST_QUEUE_NAME", f"{queue!r} is not a valid Storage queue name")
@@ -140,6 +149,7 @@ class Settings:
             secret_cache_seconds=_number("SECRET_CACHE_SECONDS", get("SECRET_CACHE_SECONDS"), 300.0, 0, 86400),
             allow_inline_secrets=_boolean("ALLOW_INLINE_SECRETS", get("ALLOW_INLINE_SECRETS")),
             allowed_targets=targets,
+            secret_binding="off" if binding == "off" else "required",
             required_app_role=get("REQUIRED_APP_ROLE"),
             graph_timeout_seconds=_number("GRAPH_TIMEOUT_SECONDS", get("GRAPH_TIMEOUT_SECONDS"), 30.0, 0.1, 600),
             graph_max_attempts=int(_number("GRAPH_MAX_ATTEMPTS", get("GRAPH_MAX_ATTEMPTS"), 4, 1, 10, whole=True)),

@@ -40,6 +40,8 @@ class StepContext:
     target: Target
     graph: GraphClient
     credentials: list[tuple[str, str]]  # (key, value) in the request's order, references resolved
+    # Raises when these credentials may not be sent together with the request's secrets (their bindings).
+    check_sent: Callable[[list[tuple[str, str]]], None] = lambda _sent: None
     calls: list[GraphCall] = field(default_factory=list)
     job: JobState | None = None
     _job_id: str | None = None
@@ -107,6 +109,8 @@ async def save_secrets(ctx: StepContext) -> StepDone:
                 "saving would drop them. Name them too, or send 'replaceSecrets': true to replace the whole set"
             )
         new_set = [(key, value) for key, value in stored if key not in names] + list(requested)
+        # The addresses already stored in Graph go out with the request's secrets too.
+        ctx.check_sent(new_set)
     await graph.put_secrets(ctx.graph, ctx.target, new_set, call=ctx.call())
     return StepDone()
 

@@ -26,6 +26,9 @@ class StoredSecret:
     version: str
     enabled: bool = True
     expires: int | None = None  # epoch seconds, Key Vault's "exp" attribute
+    tags: dict[str, str] | None = None  # the version's own tags, as Key Vault keeps them (per version)
+    created: int = 0  # epoch seconds, Key Vault's "created" attribute
+    updated: int = 0
 
 
 class KeyVaultStandIn(StandIn):
@@ -36,6 +39,9 @@ class KeyVaultStandIn(StandIn):
         self.identity = identity
         self.secrets: dict[str, list[StoredSecret]] = {}
         self.forbidden: set[str] = set()  # secret names the app's identity may not read (RBAC)
+        self.writers: set[str] | None = None  # object ids that may update a secret (None: anyone with a token)
+        self.updates: list[tuple[str, str, dict[str, str]]] = []  # (name, version, tags) of each update
+        self.default_tags: dict[str, str] | None = None  # what set_secret tags a new version with, unless told
 
     @property
     def host(self) -> str:
@@ -45,10 +51,25 @@ class KeyVaultStandIn(StandIn):
     def resource(self) -> str:
         return f"https://0.1:{self.port}"
 
-    def set_secret(self, name: str, value: str, *, enabled: bool = True, expires: int | None = None) -> str:
-        """A new version of the secret (the newest is what a reference without a version gets); its version id."""
+    def set_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        enabled: bool = True,
+        expires: int | None = None,
+        tags: dict[str, str] | object | None = ...,
+    ) -> str:
+        """A new version of the secret (the newest is what a reference without a version gets); its version id.
+
+        ``tags``: the new version's tags (Key Vault keeps tags per version; a new version has only what its writer
+        gave it); left out, :attr:`default_tags`.
+        """
         version = secrets.token_hex(16)
-        self.secrets.setdefault(name, []).append(StoredSecret(value, version, enabled, expires))
+        given = self.default_tags if tags is ... else tags
+        now = int(time.time())
+        stored = StoredSecret(value, version, enabled, expires, None if given is None else dict(given), now, now)  # type: ignore[arg-type]
+        self.secrets.setdefault(name, []).append(stored)
         return version
 
     def event(self, event_type: str, name: str, version: str | None = None, *, schema: str = "eventgrid") -> str:
@@ -109,9 +130,11 @@ class KeyVaultStandIn(StandIn):
                 {"WWW-Authenticate": challenge},
             )
         match = _PATH.match(seen.path)
-        if seen.method != "GET" or not match:
-            return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] is served here")
+        if seen.method not in ("GET", "PATCH") or not match:
+            return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] and PATCH of a version are served")
         name, version = match.group("name"), match.group("version") or None
+        if seen.method == "PATCH":
+            return self._update(seen, claims, name, version)
         if name in self.forbidden:
             return Reply(
                 403,
@@ -143,22 +166,51 @@ class KeyVaultStandIn(StandIn):
                     }
                 },
             )
-        now = int(time.time())
-        return Reply(
-            200,
-            {
-                "value": stored.value,
-                "id": f"https://{self.host}/secrets/{name}/{stored.version}",
-                "attributes": {
-                    **({"exp": stored.expires} if stored.expires is not None else {}),
-                    "enabled": True,
-                    "created": now,
-                    "updated": now,
-                    "recoveryLevel": "Recoverable+Purgeable",
-                },
-                "tags": {},
+        return Reply(200, {"value": stored.value, **self._bundle(name, stored)})
+
+    def _bundle(self, name: str, stored: StoredSecret) -> dict[str, object]:
+        """A secret bundle's properties as Key Vault writes them; ``tags`` only when the version has any."""
+        bundle: dict[str, object] = {
+            "id": f"https://{self.host}/secrets/{name}/{stored.version}",
+            "attributes": {
+                **({"exp": stored.expires} if stored.expires is not None else {}),
+                "enabled": stored.enabled,
+                "created": stored.created,
+                "updated": stored.updated,
+                "recoveryLevel": "Recoverable+Purgeable",
             },
-        )
+        }
+        if stored.tags:
+            bundle["tags"] = dict(stored.tags)
+        return bundle
+
+    def _update(self, seen: Seen, claims: dict[str, object], name: str, version: str | None) -> Reply:
+        """``PATCH /secrets/{name}/{version}`` (Update Secret): the version's attributes and tags, never its value."""
+        if name in self.forbidden or (self.writers is not None and claims.get("oid") not in self.writers):
+            return Reply(403, _body("Forbidden", "Caller is not authorized to perform action on resource."))
+        stored = next((s for s in self.secrets.get(name, []) if s.version == version), None) if version else None
+        if stored is None:
+            return _error(
+                404, "SecretNotFound", f"A secret with (name/id) {name}/{version} was not found in this key vault."
+            )
+        try:
+            body = seen.json()
+        except ValueError:
+            return _error(400, "BadParameter", "The request body is not JSON.")
+        if not isinstance(body, dict) or set(body) - {"contentType", "attributes", "tags"}:
+            return _error(400, "BadParameter", "Update Secret takes contentType, attributes and tags.")
+        tags = body.get("tags")
+        if tags is not None:
+            if (
+                not isinstance(tags, dict)
+                or len(tags) > 15
+                or any(not isinstance(v, str) or len(k) > 512 or len(v) > 256 for k, v in tags.items())
+            ):
+                return _error(400, "BadParameter", "Tags: at most 15, names up to 512 and values up to 256 characters.")
+            stored.tags = dict(tags)
+        stored.updated = int(time.time())
+        self.updates.append((name, stored.version, dict(stored.tags or {})))
+        return Reply(200, self._bundle(name, stored))
 
 
 def _body(code: str, message: str) -> dict[str, object]:

@@ -199,6 +199,10 @@ async def test_graph_rejecting_the_credentials_keeps_graphs_error_code(pipeline,
 
 
 async def test_an_unknown_target_is_not_found(pipeline, app_env):
+    # The secret's owner bound it to the id (a deleted service principal, say): Graph decides, and says 404.
+    app_env.keyvault.set_secret(
+        "scim-token", CANARY_TOKEN, tags={"provisioning-targets": UNKNOWN_ID, "provisioning-endpoints": SCIM_URL}
+    )
     outcome = await run(pipeline, servicePrincipalId=UNKNOWN_ID)
     assert (outcome.outcome, outcome.http_status, outcome.error_code) == ("rejected", 404, "Request_ResourceNotFound")
 

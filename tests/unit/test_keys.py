@@ -39,3 +39,21 @@ def test_addresses_domains_user_names_client_ids_and_uris_are_not():
 
 def test_an_unknown_key_counts_as_sensitive():
     assert is_sensitive("SomethingGraphAddsNextYear")
+
+
+def test_address_keys_are_the_urls_and_hosts_the_provisioning_service_connects_to():
+    from shared.keys import ADDRESS_KEYS, is_address
+
+    assert {
+        "BaseAddress",
+        "Url",
+        "Server",
+        "Domain",
+        "InstanceName",
+        "Oauth2TokenExchangeUri",
+        "Oauth2AuthorizationUri",
+        "Oauth2RedirectUri",
+    } == ADDRESS_KEYS
+    assert not ADDRESS_KEYS & SENSITIVE_KEYS  # an address may travel inline; its binding is checked instead
+    assert not is_address("SomethingGraphAddsNextYear")  # unknown: not an address, but sensitive
+    assert is_sensitive("SomethingGraphAddsNextYear")
