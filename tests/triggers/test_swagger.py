@@ -183,18 +183,90 @@ def test_the_connector_properties_ask_for_the_function_key_as_a_secure_parameter
     assert re.fullmatch(r"#[0-9A-Fa-f]{6}", properties["iconBrandColor"])
 
 
-# ---- the sample workflow -------------------------------------------------------------------------------------------
+# ---- the sample workflows -----------------------------------------------------------------------------------------
+# workflow.json calls the app with a function key (CALLER_AUTH=key), workflow-managed-identity.json with the Logic
+# App's managed identity (CALLER_AUTH=entra); both are written by build.py from one source.
+
+WORKFLOW_FILES = {"key": "workflow.json", "entra": "workflow-managed-identity.json"}
+
+
+@pytest.fixture(scope="module", params=sorted(WORKFLOW_FILES))
+def caller_auth(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def workflow() -> dict:
-    return json.loads((LOGIC_APPS / "workflow.json").read_text())["definition"]
+def workflow(caller_auth) -> dict:
+    return json.loads((LOGIC_APPS / WORKFLOW_FILES[caller_auth]).read_text())["definition"]
 
 
-def test_the_workflow_keeps_the_key_secure(workflow):
+def test_the_workflows_are_what_build_py_writes():
+    module = build_module()
+    assert module.WORKFLOWS == WORKFLOW_FILES
+    for caller_auth, name in WORKFLOW_FILES.items():
+        assert (LOGIC_APPS / name).read_text() == module.render(module.workflow(caller_auth)), name
+
+
+def expressions(value) -> list[str]:
+    """Every string in a workflow fragment."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in expressions(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in expressions(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_call_takes_nothing_from_the_trigger(workflow):
+    # Anyone who can call a Logic App's request trigger would otherwise choose the address a secret is sent to.
+    inputs = workflow["actions"]["Authorize_provisioning"]["inputs"]
+    for value in expressions(inputs):
+        assert "trigger" not in value.lower(), value
+    assert workflow["triggers"]["manual"]["inputs"]["schema"] == {"type": "object", "properties": {}}
+
+
+def test_the_address_the_secret_and_the_target_are_the_workflows_own_parameters(workflow):
+    inputs = workflow["actions"]["Authorize_provisioning"]["inputs"]
+    credentials = inputs["body"]["credentials"]
+    assert credentials == [
+        {"key": "BaseAddress", "value": "@{parameters('scimBaseAddress')}"},
+        {"key": "SecretToken", "secretRef": "@{parameters('tokenSecretName')}"},
+    ]
+    assert "/servicePrincipals/@{parameters('servicePrincipalId')}/synchronization/" in inputs["uri"]
+    for name in ("functionAppHost", "servicePrincipalId", "scimBaseAddress", "tokenSecretName"):
+        assert workflow["parameters"][name]["type"] == "String"
+        assert "defaultValue" not in workflow["parameters"][name]  # set by whoever deploys the Logic App
+
+
+def test_every_credential_value_and_secret_ref_is_a_parameter(workflow):
+    for credential in workflow["actions"]["Authorize_provisioning"]["inputs"]["body"]["credentials"]:
+        for field in ("value", "secretRef"):
+            if field in credential:
+                assert re.fullmatch(r"@\{parameters\('\w+'\)\}", credential[field]), credential
+
+
+def test_the_key_workflow_keeps_the_key_secure():
+    workflow = json.loads((LOGIC_APPS / "workflow.json").read_text())["definition"]
     assert workflow["parameters"]["functionKey"]["type"] == "SecureString"
     action = workflow["actions"]["Authorize_provisioning"]
     assert action["inputs"]["headers"]["x-functions-key"] == "@{parameters('functionKey')}"
+    assert "authentication" not in action["inputs"]
+
+
+def test_the_managed_identity_workflow_sends_a_token_for_the_apps_audience():
+    workflow = json.loads((LOGIC_APPS / "workflow-managed-identity.json").read_text())["definition"]
+    action = workflow["actions"]["Authorize_provisioning"]
+    assert action["inputs"]["authentication"] == {
+        "type": "ManagedServiceIdentity",
+        "audience": "@{parameters('audience')}",
+    }
+    assert workflow["parameters"]["audience"]["type"] == "String"
+    assert "AZURE_CALLER_AUDIENCE" in workflow["parameters"]["audience"]["metadata"]["description"]
+    assert "functionKey" not in workflow["parameters"]
+    assert "x-functions-key" not in action["inputs"]["headers"]
+
+
+def test_the_workflow_hides_inputs_and_outputs_from_the_run_history(workflow):
+    action = workflow["actions"]["Authorize_provisioning"]
     assert action["runtimeConfiguration"]["secureData"]["properties"] == ["inputs", "outputs"]
 
 
@@ -219,8 +291,8 @@ def test_the_workflow_calls_an_operation_the_served_document_has(workflow, serve
 def test_the_workflows_body_is_a_request_the_app_takes(workflow):
     body = json.dumps(workflow["actions"]["Authorize_provisioning"]["inputs"]["body"])
     sample = {
-        "@{triggerBody()?['scimUrl']}": "https://scim.example.com/v2",
-        "@{triggerBody()?['tokenSecretName']}": "scim-token",
+        "@{parameters('scimBaseAddress')}": "https://scim.example.com/v2",
+        "@{parameters('tokenSecretName')}": "scim-token",
         "@{workflow()?['run']?['name']}": "08584712345678901234567890CU00",
     }
     for expression, value in sample.items():
