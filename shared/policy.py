@@ -225,6 +225,8 @@ def endpoint_matches(value: str, endpoint: Endpoint) -> bool:
     prefix's (443 when none is written), and its path starts with the prefix's at a segment boundary (``/v2``
     matches ``/v2`` and ``/v2/x``, not ``/v20``). A bare host (``Server``, ``Domain``) matches a prefix with that host.
     """
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
+        return False  # Python's URL parser drops some of these; a server may not
     if "://" not in value:
         bare = _BARE_HOST.fullmatch(value)
         return bare is not None and _normal_host(bare.group("host")) == endpoint.host

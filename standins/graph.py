@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-
-from shared.keys import SYNCHRONIZATION_SECRET_KEYS, is_sensitive
 
 from .base import Reply, Seen, StandIn
 from .identity import GRAPH_RESOURCE, IdentityStandIn
@@ -35,7 +34,28 @@ _ACQUIRE = re.compile(
     r"/synchronization/acquireAccessToken$"
 )
 _SYNC = re.compile(r"^/(?P<version>v1\.0|beta)/servicePrincipals/(?P<id>[^/]+)/synchronization/(?P<rest>.+)$")
-_KEYS = set(SYNCHRONIZATION_SECRET_KEYS)
+# Graph's own facts, kept here apart from the app's (shared/keys.py), so that a mistake there is caught here:
+# microsoft.graph.synchronizationSecret, and the keys whose values Graph masks when it returns the stored secrets.
+_KEYS = set(
+    ["None", "UserName", "Password", "SecretToken", "AppKey", "BaseAddress", "ClientIdentifier", "ClientSecret", "SingleSignOnType", "Sandbox", "Url", "Domain", "ConsumerKey", "ConsumerSecret", "TokenKey", "TokenExpiration", "Oauth2AccessToken", "Oauth2AccessTokenCreationTime", "Oauth2RefreshToken", "SyncAll", "InstanceName", "Oauth2ClientId", "Oauth2ClientSecret", "CompanyId", "UpdateKeyOnSoftDelete", "SynchronizationSchedule", "SystemOfRecord", "SandboxName", "EnforceDomain", "SyncNotificationSettings", "SkipOutOfScopeDeletions", "Oauth2AuthorizationCode", "Oauth2RedirectUri", "ApplicationTemplateIdentifier", "Oauth2TokenExchangeUri", "Oauth2AuthorizationUri", "AuthenticationType", "Server", "PerformInboundEntitlementGrants", "HardDeletesEnabled", "SyncAgentCompatibilityKey", "SyncAgentADContainer", "ValidateDomain", "TestReferences", "ConnectionString"]
+)
+_MASKED = {
+    "Password",
+    "SecretToken",
+    "AppKey",
+    "ClientSecret",
+    "ConsumerKey",
+    "ConsumerSecret",
+    "TokenKey",
+    "Oauth2AccessToken",
+    "Oauth2RefreshToken",
+    "Oauth2ClientSecret",
+    "Oauth2AuthorizationCode",
+    "SyncAgentCompatibilityKey",
+    "ConnectionString",
+}
+# Where the provisioning service connects, with the job's secret as its bearer token.
+_ADDRESSES = ("BaseAddress", "Url", "Oauth2TokenExchangeUri", "Oauth2AuthorizationUri", "Oauth2RedirectUri")
 # Graph's synchronizationJobRestartScope members.
 RESTART_SCOPES = {"None", "ConnectorDataStore", "Escrows", "Watermark", "QuarantineState", "Full", "ForceDeletes"}
 MASK = "*"
@@ -84,6 +104,10 @@ class GraphStandIn(StandIn):
         self.jobs: dict[str, dict[str, dict[str, Any]]] = {}  # sp id -> job id -> job
         self.stored_secrets: dict[str, list[dict[str, str]]] = {}  # sp id -> the saved set (real values)
         self.secrets_readable_on = {"v1.0", "beta"}  # where GET .../secrets is served
+        # With a client TLS context, act as Entra's provisioning service does: call the job's addresses with its
+        # secret as the bearer token (validateCredentials, acquireAccessToken, start, restart).
+        self.provisioning_tls: ssl.SSLContext | None = None
+        self.provisioning_calls: list[tuple[str, str]] = []  # (url, key of the secret sent) of each call made
         self.actions: list[tuple[str, str, str, Any]] = []  # (action, sp id, job id, detail) of each success
         self.on_demand_report: dict[str, Any] = {
             "provisioningSteps": [
@@ -98,6 +122,7 @@ class GraphStandIn(StandIn):
             self.jobs.clear()
             self.stored_secrets.clear()
             self.actions.clear()
+            self.provisioning_calls.clear()
             self.secrets_readable_on = {"v1.0", "beta"}
 
     def handle(self, seen: Seen) -> Reply:
@@ -144,6 +169,7 @@ class GraphStandIn(StandIn):
         expected = targets.get(target_id.lower())
         if expected is None:
             return error(404, "Request_ResourceNotFound", _not_found(target_id))
+        self._connect(body["credentials"])
         wrong = _wrong(expected, body["credentials"])
         if wrong:
             return error(400, "CredentialValidationUnavailable", _invalid(wrong))
@@ -161,7 +187,7 @@ class GraphStandIn(StandIn):
                 if version not in self.secrets_readable_on:
                     return error(400, "BadRequest", "Resource not found for the segment 'secrets'.")
                 stored = self.stored_secrets.get(sp, [])
-                masked = [{"key": s["key"], "value": MASK if is_sensitive(s["key"]) else s["value"]} for s in stored]
+                masked = [{"key": s["key"], "value": MASK if s["key"] in _MASKED else s["value"]} for s in stored]
                 return Reply(200, {"@odata.context": "$metadata#synchronization/secrets", "value": masked}, dict(ids))
             if method == "PUT":
                 body, problem = _body(seen, {"value"}, required={"value"})
@@ -212,6 +238,7 @@ class GraphStandIn(StandIn):
             if problem:
                 return error(400, "BadRequest", problem)
             given = body["credentials"]
+        self._connect(given)
         wrong = _wrong(self.service_principals[sp], given)
         if wrong:
             return error(400, "CredentialValidationUnavailable", _invalid(wrong))
@@ -224,6 +251,7 @@ class GraphStandIn(StandIn):
         job["status"]["code"] = "Active"
         job["status"]["quarantine"] = None  # starting a quarantined job clears its quarantine
         self.actions.append(("start", sp, job["id"], None))
+        self._connect(self.stored_secrets.get(sp, []))
         return Reply(204, None, dict(ids))
 
     def _restart(self, seen: Seen, sp: str, job: dict[str, Any], ids: dict[str, str], error: Any) -> Reply:
@@ -239,6 +267,7 @@ class GraphStandIn(StandIn):
             job["status"]["quarantine"] = None
         job["status"]["code"] = "Active"
         self.actions.append(("restart", sp, job["id"], ", ".join(parts)))
+        self._connect(self.stored_secrets.get(sp, []))
         return Reply(204, None, dict(ids))
 
     def _on_demand(self, seen: Seen, sp: str, job: dict[str, Any], ids: dict[str, str], error: Any) -> Reply:
@@ -266,6 +295,32 @@ class GraphStandIn(StandIn):
             "value": None,
         }
         return Reply(200, answer, dict(ids))
+
+    def _connect(self, credentials: list[dict[str, str]]) -> None:
+        """What Entra's provisioning service does with a job's credentials: GET each https address's /Users with the
+        secret (SecretToken, else the first masked key) as the bearer token. Failures are ignored, as a sync cycle's
+        would be reported later."""
+        if self.provisioning_tls is None:
+            return
+        import urllib.request
+
+        values = {c.get("key"): c.get("value") for c in credentials if isinstance(c, dict)}
+        secret_key = "SecretToken" if values.get("SecretToken") else next((k for k in values if k in _MASKED), None)
+        token = values.get(secret_key) if secret_key else None
+        for key in _ADDRESSES:
+            address = values.get(key)
+            if not isinstance(address, str) or not address.lower().startswith("https://"):
+                continue
+            url = address.rstrip("/") + "/Users?startIndex=1&count=1"
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            self.provisioning_calls.append((url, secret_key or ""))
+            try:
+                with urllib.request.urlopen(  # noqa: S310 - https only, to a test server
+                    urllib.request.Request(url, headers=headers), timeout=2, context=self.provisioning_tls
+                ):
+                    pass
+            except (OSError, ValueError):
+                continue
 
 
 def _body(seen: Seen, allowed: set[str], *, required: set[str]) -> tuple[dict[str, Any], str | None]:
