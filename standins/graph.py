@@ -36,9 +36,53 @@ _ACQUIRE = re.compile(
 _SYNC = re.compile(r"^/(?P<version>v1\.0|beta)/servicePrincipals/(?P<id>[^/]+)/synchronization/(?P<rest>.+)$")
 # Graph's own facts, kept here apart from the app's (shared/keys.py), so that a mistake there is caught here:
 # microsoft.graph.synchronizationSecret, and the keys whose values Graph masks when it returns the stored secrets.
-_KEYS = set(
-    ["None", "UserName", "Password", "SecretToken", "AppKey", "BaseAddress", "ClientIdentifier", "ClientSecret", "SingleSignOnType", "Sandbox", "Url", "Domain", "ConsumerKey", "ConsumerSecret", "TokenKey", "TokenExpiration", "Oauth2AccessToken", "Oauth2AccessTokenCreationTime", "Oauth2RefreshToken", "SyncAll", "InstanceName", "Oauth2ClientId", "Oauth2ClientSecret", "CompanyId", "UpdateKeyOnSoftDelete", "SynchronizationSchedule", "SystemOfRecord", "SandboxName", "EnforceDomain", "SyncNotificationSettings", "SkipOutOfScopeDeletions", "Oauth2AuthorizationCode", "Oauth2RedirectUri", "ApplicationTemplateIdentifier", "Oauth2TokenExchangeUri", "Oauth2AuthorizationUri", "AuthenticationType", "Server", "PerformInboundEntitlementGrants", "HardDeletesEnabled", "SyncAgentCompatibilityKey", "SyncAgentADContainer", "ValidateDomain", "TestReferences", "ConnectionString"]
-)
+_KEYS = {
+    "None",
+    "UserName",
+    "Password",
+    "SecretToken",
+    "AppKey",
+    "BaseAddress",
+    "ClientIdentifier",
+    "ClientSecret",
+    "SingleSignOnType",
+    "Sandbox",
+    "Url",
+    "Domain",
+    "ConsumerKey",
+    "ConsumerSecret",
+    "TokenKey",
+    "TokenExpiration",
+    "Oauth2AccessToken",
+    "Oauth2AccessTokenCreationTime",
+    "Oauth2RefreshToken",
+    "SyncAll",
+    "InstanceName",
+    "Oauth2ClientId",
+    "Oauth2ClientSecret",
+    "CompanyId",
+    "UpdateKeyOnSoftDelete",
+    "SynchronizationSchedule",
+    "SystemOfRecord",
+    "SandboxName",
+    "EnforceDomain",
+    "SyncNotificationSettings",
+    "SkipOutOfScopeDeletions",
+    "Oauth2AuthorizationCode",
+    "Oauth2RedirectUri",
+    "ApplicationTemplateIdentifier",
+    "Oauth2TokenExchangeUri",
+    "Oauth2AuthorizationUri",
+    "AuthenticationType",
+    "Server",
+    "PerformInboundEntitlementGrants",
+    "HardDeletesEnabled",
+    "SyncAgentCompatibilityKey",
+    "SyncAgentADContainer",
+    "ValidateDomain",
+    "TestReferences",
+    "ConnectionString",
+}
 _MASKED = {
     "Password",
     "SecretToken",
@@ -315,9 +359,8 @@ class GraphStandIn(StandIn):
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             self.provisioning_calls.append((url, secret_key or ""))
             try:
-                with urllib.request.urlopen(  # noqa: S310 - https only, to a test server
-                    urllib.request.Request(url, headers=headers), timeout=2, context=self.provisioning_tls
-                ):
+                request = urllib.request.Request(url, headers=headers)  # noqa: S310 - https only, a test server
+                with urllib.request.urlopen(request, timeout=2, context=self.provisioning_tls):  # noqa: S310
                     pass
             except (OSError, ValueError):
                 continue
