@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 from .errors import InvalidRequest
 from .keys import SYNCHRONIZATION_SECRET_KEYS
@@ -26,9 +26,11 @@ __all__ = [
     "STEP_NAMES",
     "AcquireRequest",
     "Credential",
+    "JsonNumber",
     "OnDemand",
     "Subject",
     "Target",
+    "decode_json",
     "parse_request",
 ]
 
@@ -168,12 +170,12 @@ def correlation_id_pattern() -> str:
 
 
 def parse_request(raw: bytes | str | Any, *, target: Target | None = None) -> AcquireRequest:
-    """Validate one request.
+    """Validate one request: every problem of the body at once (the first five), each with its field's path.
 
     ``raw`` is the body as bytes or text, or an already decoded JSON value (Event Grid ``data``).
     With ``target`` (from an HTTP route's path) the body must not name a target itself.
     """
-    data = _decode(raw)
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("the request must be a JSON object")
     if target is not None:
@@ -182,280 +184,39 @@ def parse_request(raw: bytes | str | Any, *, target: Target | None = None) -> Ac
                 raise InvalidRequest(f"{name}: unknown field here; the target comes from the path")
         data = {**data, ("servicePrincipalId" if target.type == "servicePrincipal" else "applicationId"): target.id}
     problems: list[str] = []
-    request = _acquire_request(_Fields(data, "", problems))
-    if request is None or problems:
-        raise InvalidRequest("; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else ""))
-    try:
-        _check_request(request)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
+    request = _read_object(_REQUEST, data, "", problems)
+    if problems or not isinstance(request, AcquireRequest):
+        raise InvalidRequest("; ".join(problems[:MAX_PROBLEMS]) + ("; ..." if len(problems) > MAX_PROBLEMS else ""))
     return request
 
 
-# ---- reading the JSON object: every problem with its location, never a value -----------------------------------
-
-_Item = TypeVar("_Item")
-_MISSING = object()
+# ---- decoding: JSON text to Python values, numbers kept as written ---------------------------------------------
 
 
-class _Fields:
-    """One JSON object read against a model's fields (camelCase names only); problems go to a shared list."""
+class JsonNumber:
+    """A JSON number as the body wrote it, never converted.
 
-    def __init__(self, data: dict[str, Any], where: str, problems: list[str]) -> None:
-        self.data = data
-        self.where = where
-        self.problems = problems
-        self.read: set[str] = set()
-        self.failed = False
+    The request takes no number, so converting one would only cost: Python refuses integers of more than 4,300
+    digits with a ValueError, and an infinite or huge float is not worth computing. The reader refuses it like any
+    value of the wrong type ("Input should be a valid string"), naming the field.
+    """
 
-    def fail(self, name: str | None, message: str) -> None:
-        location = self.where if name is None else _at(self.where, name)
-        self.problems.append(f"{location}: {message}" if location else message)
-        self.failed = True
+    __slots__ = ("text",)
 
-    def get(self, name: str) -> Any:
-        self.read.add(name)
-        return self.data.get(name, _MISSING)
+    def __init__(self, text: str) -> None:
+        self.text = text
 
-    def string(self, name: str, *, required: bool = False, min_length: int = 0, max_length: int = 0) -> str | None:
-        value = self.get(name)
-        if value is _MISSING or (value is None and not required):
-            if required:
-                self.fail(name, "required")
-            return None
-        if not isinstance(value, str):
-            self.fail(name, "Input should be a valid string")
-            return None
-        if len(value) < min_length:
-            self.fail(name, f"String should have at least {_count(min_length, 'character')}")
-        elif max_length and len(value) > max_length:
-            self.fail(name, f"String should have at most {_count(max_length, 'character')}")
-        return value
-
-    def boolean(self, name: str) -> bool:
-        value = self.get(name)
-        if value is _MISSING:
-            return False
-        if not isinstance(value, bool):
-            self.fail(name, "Input should be a valid boolean")
-            return False
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
-        value = self.get(name)
-        if value is _MISSING:
-            self.fail(name, "required")
-            return None
-        return _choice(value, choices, lambda message: self.fail(name, message))
-
-    def items(
-        self,
-        name: str,
-        read: Callable[[Any, str], _Item | None],
-        *,
-        min_items: int,
-        max_items: int,
-        default: list[_Item] | None = None,
-    ) -> list[_Item] | None:
-        value = self.get(name)
-        if value is _MISSING:
-            if default is None:
-                self.fail(name, "required")
-            return default
-        if not isinstance(value, list):
-            self.fail(name, "Input should be a valid list")
-            return None
-        if len(value) < min_items:
-            self.fail(name, f"List should have at least {_count(min_items, 'item')} after validation, not {len(value)}")
-            return None
-        if len(value) > max_items:
-            self.fail(name, f"List should have at most {_count(max_items, 'item')} after validation, not {len(value)}")
-            return None
-        where = _at(self.where, name)
-        results = [read(item, f"{where}[{index}]") for index, item in enumerate(value)]
-        if any(result is None for result in results):
-            self.failed = True
-            return None
-        return [result for result in results if result is not None]
-
-    def obj(self, name: str, read: Callable[[Any, str], _Item | None]) -> _Item | None:
-        value = self.get(name)
-        if value is _MISSING or value is None:
-            return None
-        result = read(value, _at(self.where, name))
-        if result is None:
-            self.failed = True
-        return result
-
-    def finish(self) -> bool:
-        """Report the members that are not fields; whether the object had no problem at all."""
-        for name in self.data:
-            if name not in self.read:
-                self.fail(name[:64], "unknown field")
-        return not self.failed
+    def __repr__(self) -> str:
+        return f"JsonNumber(<{len(self.text)} characters>)"
 
 
-def _at(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
+def decode_json(raw: bytes | str | Any) -> Any:
+    """The JSON value of a request body: bytes or text decoded, anything else (an already decoded value) as is.
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _choice(value: Any, choices: tuple[str, ...], fail: Callable[[str], None]) -> str | None:
-    if isinstance(value, str) and value in choices:
-        return value
-    quoted = [f"{choice!r}" for choice in choices]
-    fail(
-        f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
-        if len(quoted) > 1
-        else f"Input should be {quoted[0]}"
-    )
-    return None
-
-
-def _object(value: Any, where: str, problems: list[str]) -> _Fields | None:
-    if not isinstance(value, dict):
-        problems.append(f"{where}: Input should be a JSON object")
-        return None
-    return _Fields(value, where, problems)
-
-
-def _credential_reader(problems: list[str]) -> Callable[[Any, str], Credential | None]:
-    def read(value: Any, where: str) -> Credential | None:
-        fields = _object(value, where, problems)
-        if fields is None:
-            return None
-        for name in ("value", "secretRef"):  # exactly one of the two: null is not a way of leaving one out
-            if name in value and value[name] is None:
-                fields.fail(None, f"'{name}' is null; leave it out instead")
-                return None
-        key = fields.string("key", required=True)
-        inline = fields.string("value")
-        secret_ref = fields.string("secretRef", max_length=2048)
-        if not fields.finish() or key is None:
-            return None
-        credential = Credential(key=key, value=inline, secret_ref=secret_ref)
-        try:
-            _check_credential(credential)
-        except ValueError as exc:
-            fields.fail(None, str(exc))
-            return None
-        return credential
-
-    return read
-
-
-def _subject_reader(problems: list[str]) -> Callable[[Any, str], Subject | None]:
-    def read(value: Any, where: str) -> Subject | None:
-        fields = _object(value, where, problems)
-        if fields is None:
-            return None
-        object_id = fields.string("objectId", required=True, min_length=1, max_length=256)
-        type_name = fields.choice("objectTypeName", ("User", "Group"))
-        if not fields.finish() or object_id is None or type_name is None:
-            return None
-        return Subject(object_id=object_id, object_type_name=type_name)  # type: ignore[arg-type]
-
-    return read
-
-
-def _on_demand_reader(problems: list[str]) -> Callable[[Any, str], OnDemand | None]:
-    def read(value: Any, where: str) -> OnDemand | None:
-        fields = _object(value, where, problems)
-        if fields is None:
-            return None
-        rule_id = fields.string("ruleId", required=True, min_length=1, max_length=256)
-        subjects = fields.items("subjects", _subject_reader(problems), min_items=1, max_items=MAX_SUBJECTS)
-        if not fields.finish() or rule_id is None or subjects is None:
-            return None
-        return OnDemand(rule_id=rule_id, subjects=subjects)
-
-    return read
-
-
-def _step(problems: list[str]) -> Callable[[Any, str], str | None]:
-    def read(value: Any, where: str) -> str | None:
-        return _choice(value, STEP_NAMES, lambda message: problems.append(f"{where}: {message}"))
-
-    return read
-
-
-def _acquire_request(fields: _Fields) -> AcquireRequest | None:
-    problems = fields.problems
-    service_principal_id = fields.string("servicePrincipalId")
-    application_id = fields.string("applicationId")
-    credentials = fields.items("credentials", _credential_reader(problems), min_items=1, max_items=MAX_CREDENTIALS)
-    correlation_id = fields.string("correlationId")
-    dry_run = fields.boolean("dryRun")
-    steps = fields.items(
-        "steps", _step(problems), min_items=1, max_items=len(STEP_NAMES), default=["acquireAccessToken"]
-    )
-    job_id = fields.string("jobId")
-    reset_scope = fields.string("resetScope")
-    replace_secrets = fields.boolean("replaceSecrets")
-    on_demand = fields.obj("onDemand", _on_demand_reader(problems))
-    if not fields.finish() or credentials is None or steps is None:
-        return None
-    return AcquireRequest(
-        credentials=credentials,
-        service_principal_id=service_principal_id,
-        application_id=application_id,
-        correlation_id=correlation_id,
-        dry_run=dry_run,
-        steps=steps,  # type: ignore[arg-type]
-        job_id=job_id,
-        reset_scope=reset_scope,
-        replace_secrets=replace_secrets,
-        on_demand=on_demand,
-    )
-
-
-def _check_credential(credential: Credential) -> None:
-    if credential.key not in _KEYS:
-        raise ValueError(f"key {credential.key[:64]!r} is not a synchronizationSecret value as Graph spells it")
-    if (credential.value is None) == (credential.secret_ref is None):
-        raise ValueError(f"credential {credential.key!r} needs exactly one of 'value' or 'secretRef'")
-    if credential.value is not None and len(credential.value.encode("utf-8")) > MAX_VALUE_BYTES:
-        raise ValueError(f"credential {credential.key!r}: 'value' is longer than 8 KiB")
-    if credential.secret_ref is not None and not credential.secret_ref.strip():
-        raise ValueError(f"credential {credential.key!r}: 'secretRef' is empty")
-
-
-def _check_request(request: AcquireRequest) -> None:
-    """The rules across fields, once every field is well formed."""
-    if (request.service_principal_id is None) == (request.application_id is None):
-        raise ValueError("exactly one of 'servicePrincipalId' or 'applicationId' is required")
-    target_id = request.service_principal_id or request.application_id or ""
-    if not GUID.fullmatch(target_id):
-        name = "servicePrincipalId" if request.service_principal_id is not None else "applicationId"
-        raise ValueError(f"'{name}' must be a GUID (an object id)")
-    seen: set[str] = set()
-    for credential in request.credentials:
-        if credential.key in seen:
-            raise ValueError(f"credential key {credential.key!r} appears more than once")
-        seen.add(credential.key)
-    if request.correlation_id is not None:
-        _check_correlation_id(request.correlation_id)
-    steps = request.steps
-    repeated = sorted({step for step in steps if steps.count(step) > 1})
-    if repeated:
-        raise ValueError(f"'steps' names {', '.join(repeated)} more than once; each step runs at most once")
-    if request.application_id is not None and set(steps) != {"acquireAccessToken"}:
-        others = [step for step in steps if step != "acquireAccessToken"]
-        raise ValueError(f"step(s) {', '.join(others)} need a 'servicePrincipalId' target, not an application")
-    # jobId, resetScope, replaceSecrets and onDemand are used only by their steps and ignored otherwise, so
-    # that the request schema can state every rule; their own shape is checked whenever they are given.
-    if request.job_id is not None and not _JOB_ID.fullmatch(request.job_id):
-        raise ValueError("'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
-    if request.reset_scope is not None:
-        _reset_scope_parts(request.reset_scope)
-    if "provisionOnDemand" in steps and request.on_demand is None:
-        raise ValueError("the provisionOnDemand step needs 'onDemand' (ruleId and subjects)")
-
-
-def _decode(raw: bytes | str | Any) -> Any:
+    Refused with :class:`~shared.errors.InvalidRequest`: a body over ``MAX_BODY_BYTES``, an empty one, bytes that
+    are not UTF-8, text that is not JSON, nesting too deep for the parser, and an object that repeats a member.
+    A leading UTF-8 byte order mark is ignored. Numbers come back as :class:`JsonNumber`, whatever their size.
+    """
     if isinstance(raw, bytes | bytearray | memoryview):
         raw = bytes(raw)
         if len(raw) > MAX_BODY_BYTES:
@@ -475,7 +236,13 @@ def _decode(raw: bytes | str | Any) -> Any:
         if not raw.strip():
             raise InvalidRequest("the request is empty")
         try:
-            return json.loads(raw, object_pairs_hook=_unique_members)
+            return json.loads(
+                raw,
+                object_pairs_hook=_unique_members,
+                parse_int=JsonNumber,
+                parse_float=JsonNumber,
+                parse_constant=JsonNumber,
+            )
         except json.JSONDecodeError as exc:
             raise InvalidRequest(
                 f"the request is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
@@ -497,3 +264,288 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateMember(f"the member {name[:64]!r} appears more than once in one JSON object")
         data[name] = value
     return data
+
+
+# ---- reading: one walker over a table of fields per object; every problem with its path, never a value --------
+
+MAX_PROBLEMS = 5
+FieldKind = Literal["string", "boolean", "choice", "list", "object"]
+# A rule across an object's well-formed fields: it reports through fail(member or None for the object, message).
+_Fail = Callable[[str | None, str], None]
+_Rule = Callable[[dict[str, Any], _Fail], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One member of a JSON object (``name``) and the model attribute it fills (``attr``)."""
+
+    name: str
+    attr: str
+    kind: FieldKind
+    required: bool = False
+    min_length: int = 0
+    max_length: int = 0
+    choices: tuple[str, ...] = ()
+    item: _Field | _Model | None = None  # what a list holds, or the model of an object
+    min_items: int = 0
+    max_items: int = 0
+    default: Any = None  # an absent list's value (then it is not required); an absent boolean is False
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """A JSON object: its fields in reading order, the rules across them, the frozen dataclass it builds."""
+
+    fields: tuple[_Field, ...]
+    build: Callable[..., Any]
+    rules: tuple[_Rule, ...] = ()
+    no_null: tuple[str, ...] = ()  # members that may not be null (null is not a way of leaving one out)
+
+
+_MISSING = object()  # a member the object does not have
+_INVALID = object()  # a value that had a problem (already reported)
+
+
+def _read_object(model: _Model, value: Any, where: str, problems: list[str]) -> Any:
+    """The model's dataclass, or ``_INVALID`` with every problem of this object (and below it) reported."""
+    if not isinstance(value, dict):
+        problems.append(f"{where}: Input should be a JSON object")
+        return _INVALID
+    failed = False
+
+    def fail(name: str | None, message: str) -> None:
+        nonlocal failed
+        location = where if name is None else _at(where, name)
+        problems.append(f"{location}: {message}" if location else message)
+        failed = True
+
+    for name in model.no_null:
+        if name in value and value[name] is None:
+            fail(None, f"'{name}' is null; leave it out instead")
+            return _INVALID
+    values: dict[str, Any] = {}
+    for spec in model.fields:
+        result = _read_member(spec, value.get(spec.name, _MISSING), where, fail, problems)
+        if result is _INVALID:
+            failed = True
+        else:
+            values[spec.attr] = result
+    known = {spec.name for spec in model.fields}
+    for name in value:
+        if name not in known:
+            fail(name[:64], "unknown field")
+    for rule in model.rules:
+        rule(values, fail)
+    return _INVALID if failed else model.build(**values)
+
+
+def _read_member(spec: _Field, value: Any, where: str, fail: _Fail, problems: list[str]) -> Any:
+    """One member's value (``_MISSING`` when absent) read against its field; ``_INVALID`` after a problem."""
+    name = spec.name
+    if spec.kind == "string":
+        if value is _MISSING or (value is None and not spec.required):
+            if spec.required:
+                fail(name, "required")
+                return _INVALID
+            return None
+        if not isinstance(value, str):
+            fail(name, "Input should be a valid string")
+            return _INVALID
+        if len(value) < spec.min_length:
+            fail(name, f"String should have at least {_count(spec.min_length, 'character')}")
+            return _INVALID
+        if spec.max_length and len(value) > spec.max_length:
+            fail(name, f"String should have at most {_count(spec.max_length, 'character')}")
+            return _INVALID
+        return value
+    if spec.kind == "boolean":
+        if value is _MISSING:
+            return False
+        if not isinstance(value, bool):
+            fail(name, "Input should be a valid boolean")
+            return _INVALID
+        return value
+    if spec.kind == "choice":
+        if value is _MISSING:
+            fail(name, "required")
+            return _INVALID
+        return _choice(value, spec.choices, lambda message: fail(name, message))
+    if spec.kind == "object":
+        if value is _MISSING or value is None:
+            return None
+        return _read_item(spec, value, _at(where, name), problems)
+    # a list
+    if value is _MISSING:
+        if spec.default is None:
+            fail(name, "required")
+            return _INVALID
+        return list(spec.default)
+    if not isinstance(value, list):
+        fail(name, "Input should be a valid list")
+        return _INVALID
+    if len(value) < spec.min_items:
+        fail(name, f"List should have at least {_count(spec.min_items, 'item')} after validation, not {len(value)}")
+        return _INVALID
+    if len(value) > spec.max_items:
+        fail(name, f"List should have at most {_count(spec.max_items, 'item')} after validation, not {len(value)}")
+        return _INVALID
+    results = [_read_item(spec, item, f"{_at(where, name)}[{index}]", problems) for index, item in enumerate(value)]
+    return _INVALID if any(result is _INVALID for result in results) else results
+
+
+def _read_item(spec: _Field, value: Any, location: str, problems: list[str]) -> Any:
+    """An object's value or a list's item, read against ``spec.item`` (a model, or a field without a name)."""
+    if isinstance(spec.item, _Model):
+        return _read_object(spec.item, value, location, problems)
+    if spec.item is None:
+        raise TypeError(f"the field {spec.name!r} says nothing of its items")
+
+    def fail(_name: str | None, message: str) -> None:
+        problems.append(f"{location}: {message}")
+
+    return _read_member(spec.item, value, location, fail, problems)
+
+
+def _at(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _choice(value: Any, choices: tuple[str, ...], fail: Callable[[str], None]) -> Any:
+    if isinstance(value, str) and value in choices:
+        return value
+    quoted = [f"{choice!r}" for choice in choices]
+    fail(
+        f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
+        if len(quoted) > 1
+        else f"Input should be {quoted[0]}"
+    )
+    return _INVALID
+
+
+# ---- the rules across fields, each run on the fields that are well formed ------------------------------------------
+
+
+def _credential_rules(values: dict[str, Any], fail: _Fail) -> None:
+    if "key" not in values:
+        return
+    key = values["key"]
+    if key in _KEYS:
+        label = f"credential {key!r}"
+    else:  # named by its position, never quoted: it may be anything, a secret pasted in the wrong place included
+        fail("key", "the key is not a synchronizationSecret value as Graph spells it")
+        label = "the credential"
+    if "value" not in values or "secret_ref" not in values:
+        return
+    inline, secret_ref = values["value"], values["secret_ref"]
+    if (inline is None) == (secret_ref is None):
+        fail(None, f"{label} needs exactly one of 'value' or 'secretRef'")
+    if inline is not None and len(inline.encode("utf-8", errors="surrogatepass")) > MAX_VALUE_BYTES:
+        fail(None, f"{label}: 'value' is longer than 8 KiB")
+    if secret_ref is not None and not secret_ref.strip():
+        fail(None, f"{label}: 'secretRef' is empty")
+
+
+def _target_rules(values: dict[str, Any], fail: _Fail) -> None:
+    names = {"service_principal_id": "servicePrincipalId", "application_id": "applicationId"}
+    if all(attr in values for attr in names) and (values["service_principal_id"] is None) == (
+        values["application_id"] is None
+    ):
+        fail(None, "exactly one of 'servicePrincipalId' or 'applicationId' is required")
+    for attr, name in names.items():
+        if values.get(attr) is not None and not GUID.fullmatch(values[attr]):
+            fail(None, f"'{name}' must be a GUID (an object id)")
+
+
+def _credential_list_rules(values: dict[str, Any], fail: _Fail) -> None:
+    keys = [credential.key for credential in values.get("credentials", ())]
+    for key in dict.fromkeys(key for key in keys if keys.count(key) > 1):
+        fail(None, f"credential key {key!r} appears more than once")
+
+
+def _correlation_rules(values: dict[str, Any], fail: _Fail) -> None:
+    if values.get("correlation_id") is not None:
+        try:
+            _check_correlation_id(values["correlation_id"])
+        except ValueError as exc:
+            fail(None, str(exc))
+
+
+def _step_rules(values: dict[str, Any], fail: _Fail) -> None:
+    if "steps" not in values:
+        return
+    steps = values["steps"]
+    repeated = sorted({step for step in steps if steps.count(step) > 1})
+    if repeated:
+        fail(None, f"'steps' names {', '.join(repeated)} more than once; each step runs at most once")
+    if values.get("application_id") is not None and values.get("service_principal_id") is None:
+        others = [step for step in steps if step != "acquireAccessToken"]
+        if others:
+            fail(None, f"step(s) {', '.join(others)} need a 'servicePrincipalId' target, not an application")
+    if "provisionOnDemand" in steps and "on_demand" in values and values["on_demand"] is None:
+        fail(None, "the provisionOnDemand step needs 'onDemand' (ruleId and subjects)")
+
+
+def _job_rules(values: dict[str, Any], fail: _Fail) -> None:
+    # jobId, resetScope, replaceSecrets and onDemand are used only by their steps and ignored otherwise, so that
+    # the request schema can state every rule; their own shape is checked whenever they are given.
+    if values.get("job_id") is not None and not _JOB_ID.fullmatch(values["job_id"]):
+        fail(None, "'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
+    if values.get("reset_scope") is not None:
+        try:
+            _reset_scope_parts(values["reset_scope"])
+        except ValueError as exc:
+            fail(None, str(exc))
+
+
+_CREDENTIAL = _Model(
+    fields=(
+        _Field("key", "key", "string", required=True),
+        _Field("value", "value", "string"),
+        _Field("secretRef", "secret_ref", "string", max_length=2048),
+    ),
+    build=Credential,
+    rules=(_credential_rules,),
+    no_null=("value", "secretRef"),
+)
+_SUBJECT = _Model(
+    fields=(
+        _Field("objectId", "object_id", "string", required=True, min_length=1, max_length=256),
+        _Field("objectTypeName", "object_type_name", "choice", choices=("User", "Group")),
+    ),
+    build=Subject,
+)
+_ON_DEMAND = _Model(
+    fields=(
+        _Field("ruleId", "rule_id", "string", required=True, min_length=1, max_length=256),
+        _Field("subjects", "subjects", "list", item=_SUBJECT, min_items=1, max_items=MAX_SUBJECTS),
+    ),
+    build=OnDemand,
+)
+_REQUEST = _Model(
+    fields=(
+        _Field("servicePrincipalId", "service_principal_id", "string"),
+        _Field("applicationId", "application_id", "string"),
+        _Field("credentials", "credentials", "list", item=_CREDENTIAL, min_items=1, max_items=MAX_CREDENTIALS),
+        _Field("correlationId", "correlation_id", "string"),
+        _Field("dryRun", "dry_run", "boolean"),
+        _Field(
+            "steps",
+            "steps",
+            "list",
+            item=_Field("", "", "choice", choices=STEP_NAMES),
+            min_items=1,
+            max_items=len(STEP_NAMES),
+            default=("acquireAccessToken",),
+        ),
+        _Field("jobId", "job_id", "string"),
+        _Field("resetScope", "reset_scope", "string"),
+        _Field("replaceSecrets", "replace_secrets", "boolean"),
+        _Field("onDemand", "on_demand", "object", item=_ON_DEMAND),
+    ),
+    build=AcquireRequest,
+    rules=(_target_rules, _credential_list_rules, _correlation_rules, _step_rules, _job_rules),
+)

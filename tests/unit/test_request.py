@@ -42,7 +42,10 @@ def test_an_application_target_is_the_application_object_id():
         (request_body(extra=1), "extra: unknown field"),
         (request_body(credentials=[]), "credentials: List should have at least 1 item"),
         (request_body(credentials=[{"key": "Url", "value": "x"}] * 33), "credentials: List should have at most 32"),
-        (request_body(credentials=[{"key": "Bogus", "value": "x"}]), "key 'Bogus' is not a synchronizationSecret"),
+        (
+            request_body(credentials=[{"key": "Bogus", "value": "x"}]),
+            "credentials[0].key: the key is not a synchronizationSecret value",
+        ),
         (request_body(credentials=[{"key": "secrettoken", "secretRef": "x"}]), "is not a synchronizationSecret"),
         (request_body(credentials=[{"key": "Url"}]), "needs exactly one of 'value' or 'secretRef'"),
         (request_body(credentials=[{"key": "Url", "value": "a", "secretRef": "b"}]), "needs exactly one of"),
