@@ -6,13 +6,26 @@ PY := $(VENV)/bin/python
 # Python 3.13 runs the worker conformance suite (the Functions worker runtime needs it): PYTHON313 if given, else
 # pyenv's 3.13, else python3.13 on PATH.
 PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+PIP_INSTALL := -m pip install --quiet --disable-pip-version-check
+# The app's runtime set comes from the lock (requirements.txt: every package with its hashes, for Python 3.11 and
+# 3.13 alike), hashes required, before anything else is installed beside it; the test tools are plain pins
+# (tests/unit/test_lock.py fails if one of them moved a runtime package).
+RUNTIME_INSTALL := $(PIP_INSTALL) --require-hashes -r requirements.txt
 
-.PHONY: test demo lint typecheck security install clean bench unit worker
+.PHONY: test demo lint typecheck security install clean bench unit worker lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) $(RUNTIME_INSTALL)
+	$(PY) $(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
+
+# Regenerate the lock from requirements.in (the top-level pins) with uv: one resolution for every Python from 3.11 on
+# and every platform, environment markers where they differ, the hashes of every published file of each release.
+# Pins already in the lock are kept; `make lock LOCK_ARGS=--upgrade` moves everything to the newest releases allowed.
+lock: $(VENV)/.installed
+	$(PY) -m uv pip compile --no-config --quiet --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" $(LOCK_ARGS) requirements.in -o requirements.txt
 
 $(VENV)-infra/.installed: requirements-infra.txt
 	$(PYTHON) -m venv $(VENV)-infra
@@ -38,7 +51,8 @@ security: install
 
 $(VENV)-313/.installed: requirements.txt requirements-worker.txt
 	$(PYTHON313) -m venv $(VENV)-313
-	$(VENV)-313/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-worker.txt
+	$(VENV)-313/bin/python $(RUNTIME_INSTALL)
+	$(VENV)-313/bin/python $(PIP_INSTALL) -r requirements-worker.txt
 	touch $@
 
 test: lint typecheck security unit worker
@@ -54,19 +68,20 @@ ifeq ($(strip $(PYTHON313)),)
 	@echo "!!! (tests/worker, the app under the real Azure Functions worker runtime) was SKIPPED." >&2
 else
 	@$(MAKE) --no-print-directory $(VENV)-313/.installed PYTHON313=$(PYTHON313)
-	$(VENV)-313/bin/python -m pytest tests/worker
+	$(VENV)-313/bin/python -m pytest tests/worker tests/unit/test_lock.py
 endif
 
 $(VENV)-bench/.installed: requirements.txt requirements-dev.txt bench/requirements.txt
 	$(PYTHON) -m venv $(VENV)-bench
-	$(VENV)-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(VENV)-bench/bin/python $(RUNTIME_INSTALL)
+	$(VENV)-bench/bin/python $(PIP_INSTALL) -r requirements-dev.txt -r bench/requirements.txt
 	touch $@
 
 bench: $(VENV)-bench/.installed node_modules/.installed
 	$(VENV)-bench/bin/python bench/run.py
 
 demo: $(VENV)/.installed node_modules/.installed
-	$(PY) -m shared demo
+	$(PY) -m standins.demo
 
 clean:
 	rm -rf $(VENV) $(VENV)-infra $(VENV)-bench $(VENV)-313 node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -98,7 +98,8 @@ def requirement_lines(name: str) -> list[str]:
 
 
 def test_every_dependency_is_pinned():
-    for name in ("requirements.txt", "requirements-dev.txt", "requirements-worker.txt", "requirements-infra.txt"):
+    # requirements.txt is the hashed lock made from requirements.in (tests/unit/test_lock.py checks it).
+    for name in ("requirements.in", "requirements-dev.txt", "requirements-worker.txt", "requirements-infra.txt"):
         for line in requirement_lines(name):
             assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^;\s]*(\s*;\s*python_version\s*[<>=]+\s*\"3\.\d+\")?$", line), (
                 f"{name}: {line}"
@@ -106,9 +107,12 @@ def test_every_dependency_is_pinned():
 
 
 def test_python_313_deploys_with_the_worker_runtime_pinned():
-    lines = requirement_lines("requirements.txt")
+    lines = requirement_lines("requirements.in")
     assert 'azure-functions-runtime==1.3.0; python_version >= "3.13"' in lines
     assert 'azure-functions==2.3.0; python_version >= "3.13"' in lines
     assert 'azure-functions==1.26.0; python_version < "3.13"' in lines
+    lock = (ROOT / "requirements.txt").read_text()  # what the remote build installs
+    assert "azure-functions-runtime==1.3.0 ; python_full_version >= '3.13'" in lock
+    assert "azure-functions==2.3.0 ; python_full_version >= '3.13'" in lock
     function = (ROOT / "infra" / "app" / "function.bicep").read_text()
     assert re.search(r"name: 'python'\s*\n(\s*//.*\n)*\s*version: '3\.13'", function)
