@@ -1,10 +1,15 @@
-"""``python -m shared demo``: the whole pipeline offline, through the real function handlers.
+"""``python -m standins.demo`` (``make demo``): the whole pipeline offline, through the real function handlers.
 
 Starts the stand-ins (managed identity, Key Vault, Graph) and Azurite, points the app settings at them, puts a
 secret in the stand-in vault, then sends one request through the HTTP trigger and one through the queue
 (enqueued as ``python -m shared enqueue`` does, handed to the queue trigger as the host would), and prints each
 outcome and what each stand-in saw. It lives beside the stand-ins (``standins/``), not in ``shared/``, because it
 drives ``function_app``.
+
+It ends on its own output and leaves nothing behind: the app's clients are closed on the loop that made them, the
+telemetry is exported and shut down while the ingestion stand-in still listens (so the exporter has nothing left to
+retry at exit), and every temporary file (the test CA, Azurite's data, the exporter's offline storage) lives in one
+folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,9 +44,42 @@ def _mask(value: str) -> str:
 
 
 def run_demo() -> int:
+    work = tempfile.mkdtemp(prefix="demo-")
+    # What the SDKs (the exporter's offline storage) and Azurite (its data, its own telemetry's) put in the temporary
+    # folder goes here, and goes at the end.
+    previous = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = work
+    try:
+        return _demo(Path(work))
+    finally:
+        tempfile.tempdir = previous[0]
+        if previous[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous[1]
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _shutdown_telemetry() -> None:
+    """Export what is buffered and stop the exporters, once: a provider shut down drops its exit handler, which would
+    otherwise export once more after the ingestion stand-in has stopped. (Shutting down exports; a flush just before
+    it would collect the exporter's CPU counter twice in one clock tick, which it logs as a division by zero.)"""
+    from opentelemetry import _logs, metrics, trace
+
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()):
+        shutdown = getattr(provider, "shutdown", None)
+        if callable(shutdown) and id(provider) not in _shut_down:
+            shutdown()
+            _shut_down.add(id(provider))
+
+
+_shut_down: set[int] = set()
+
+
+def _demo(work: Path) -> int:
     from standins import Stack, TestCA
 
-    ca = TestCA(Path(tempfile.mkdtemp(prefix="demo-ca-")))
+    ca = TestCA(work / "ca")
     os.environ["SSL_CERT_FILE"] = str(ca.bundle)  # before aiohttp is imported
     stack = Stack(ca)
     azurite = None
@@ -52,6 +91,8 @@ def run_demo() -> int:
         os.environ["AzureWebJobsStorage"] = azurite.connection_string
         os.environ["REQUEST_QUEUE_NAME"] = QUEUE
         demo_token = os.urandom(16).hex()
+        # The secrets' binding tags: each version may be sent for the demo's two targets and to its SCIM endpoint only.
+        stack.keyvault.default_tags = {"provisioning-targets": f"{SP_ID} {APP_ID}", "provisioning-endpoints": SCIM_URL}
         stack.keyvault.set_secret("scim-token", demo_token)
         stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
         stack.graph.applications[APP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
@@ -76,9 +117,7 @@ def run_demo() -> int:
         print(json.dumps({k: lifecycle[k] for k in ("outcome", "steps", "job", "error")}, indent=2))
         print("\n== 4. Rotation: a stored connection, a new secret version, Key Vault's event, a redelivery")
         print(rotation["report"])
-        from shared import telemetry
-
-        telemetry.flush()
+        _shutdown_telemetry()  # everything exported, so that the ingestion stand-in has seen it all
         _print_seen(stack)
         ok = (
             http_outcome.get("outcome") == "succeeded"
@@ -90,6 +129,7 @@ def run_demo() -> int:
         )
         return 0 if ok else 1
     finally:
+        _shutdown_telemetry()  # if the run stopped before that: the exporters go before the stand-in they send to
         stack.stop()
         if azurite is not None:
             azurite.stop()
@@ -101,8 +141,8 @@ async def _run(
     import azure.functions as func
 
     import function_app
+    from shared import runtime
     from shared.queueing import enqueue
-    from shared.runtime import get_pipeline
     from standins.queue_host import QueueHost
 
     body = {
@@ -155,7 +195,7 @@ async def _run(
         rotation = await _rotation(stack, outcomes)
         return http_outcome, report, lifecycle, rotation
     finally:
-        await get_pipeline().close()
+        await runtime.aclose()  # the pipeline and the connection store (its Table client's session), on this loop
 
 
 def _print_seen(stack: Any) -> None:
@@ -261,3 +301,11 @@ async def _rotation(stack: Any, outcomes: _Outcomes) -> dict[str, Any]:
         and version in stored["appliedVersions"].values()
     )
     return {"report": "\n".join(lines), "ok": ok}
+
+
+def main() -> int:
+    return run_demo()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

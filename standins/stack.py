@@ -38,8 +38,10 @@ class Stack:
             "SSL_CERT_FILE": str(Path(self.ca.bundle)),
             "REQUESTS_CA_BUNDLE": str(Path(self.ca.bundle)),
             "APPLICATIONINSIGHTS_CONNECTION_STRING": self.ingestion.connection_string,
-            # Offline: no statsbeat to Microsoft's endpoints, no cloud metadata (IMDS) lookups.
+            # Offline: no statsbeat to Microsoft's endpoints, no cloud metadata (IMDS) lookups, and no SDK stats (the
+            # exporter's own metrics about its sends, a second meter provider that exports once more at exit).
             "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+            "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
             "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
             # Every trace, so that the dependency tests do not depend on the default rate-limited sampler.
             "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
