@@ -4,7 +4,7 @@ import pytest
 
 from shared.errors import InvalidRequest
 from shared.request import MAX_BODY_BYTES, Target, parse_request
-from tests.conftest import APP_ID, SP_ID, request_body
+from tests.conftest import APP_ID, SCIM_URL, SP_ID, request_body
 
 
 def parse(body: object, **kwargs: object):
@@ -279,3 +279,120 @@ def test_a_well_formed_on_demand_request_parses():
     assert request.on_demand.rule_id == "rule-1"
     assert [(s.object_id, s.object_type_name) for s in request.on_demand.subjects] == [("u1", "Group")]
     assert request.steps == ["provisionOnDemand"]
+
+
+# ---- one round: every problem of the body at once -------------------------------------------------------------
+
+
+def test_every_problem_of_the_body_is_reported_in_one_round():
+    message = problem({"servicePrincipalId": "nope"})
+    assert message == "credentials: required; 'servicePrincipalId' must be a GUID (an object id)"
+    message = problem(
+        request_body(
+            servicePrincipalId="nope",
+            correlationId="tab\there",
+            jobId="bad job",
+            credentials=[{"key": "Url", "value": "a", "secretRef": "b"}],
+        )
+    )
+    assert message.split("; ") == [
+        "credentials[0]: credential 'Url' needs exactly one of 'value' or 'secretRef'",
+        "'servicePrincipalId' must be a GUID (an object id)",
+        "'correlationId' must be 1 to 128 printable characters: character 4 is a control, format or separator "
+        "character (U+0009)",
+        "'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores",
+    ]
+
+
+def test_the_rules_across_fields_are_reported_beside_the_shape_problems():
+    message = problem(
+        request_body(
+            credentials=[{"key": "Url", "value": "a"}, {"key": "Url", "value": "b"}],
+            steps=["restartJob", "restartJob", "provisionOnDemand"],
+            resetScope="ForceDeletes",
+            dryRun="yes",
+        )
+    )
+    assert "dryRun: Input should be a valid boolean" in message
+    assert "credential key 'Url' appears more than once" in message
+    assert "'steps' names restartJob more than once" in message
+    assert "the provisionOnDemand step needs 'onDemand'" in message
+    assert "'resetScope' ForceDeletes is refused" in message
+
+
+def test_a_credential_reports_each_of_its_problems():
+    message = problem(request_body(credentials=[{"key": "Nope", "value": "x" * 9000, "secretRef": " "}]))
+    assert message.split("; ") == [
+        "credentials[0].key: the key is not a synchronizationSecret value as Graph spells it",
+        "credentials[0]: the credential needs exactly one of 'value' or 'secretRef'",
+        "credentials[0]: the credential: 'value' is longer than 8 KiB",
+        "credentials[0]: the credential: 'secretRef' is empty",
+    ]
+
+
+def test_a_key_outside_the_enum_is_named_by_its_position_never_quoted():
+    pasted = "s3cr3t-pasted-where-the-key-goes-" + "x" * 40
+    credentials = [
+        {"key": "BaseAddress", "value": SCIM_URL},
+        {"key": "SecretToken", "secretRef": "scim-token"},
+        {"key": "Url", "value": "u"},
+        {"key": pasted, "value": "v"},
+    ]
+    message = problem(request_body(credentials=credentials))
+    assert message == "credentials[3].key: the key is not a synchronizationSecret value as Graph spells it"
+    assert pasted[:8] not in message
+
+
+# ---- JSON numbers: the request takes none; each is a 400 naming its field, whatever its size -------------------
+
+HUGE = "1" * 5000  # Python's json refuses to convert more than 4,300 digits (ValueError)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [HUGE, "-" + HUGE, "1", "0", "-0", "1.5", "1e999999", "-1E-999", "NaN", "Infinity"],
+    ids=lambda number: f"{len(number)}-digits" if len(number) > 100 else number,
+)
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{"servicePrincipalId": N, "credentials": []}', "servicePrincipalId: Input should be a valid string"),
+        (
+            '{"servicePrincipalId": "SP", "credentials": [{"key": "Url", "value": N}]}',
+            "credentials[0].value: Input should be a valid string",
+        ),
+        ('{"servicePrincipalId": "SP", "credentials": [N]}', "credentials[0]: Input should be a JSON object"),
+        ('{"servicePrincipalId": "SP", "credentials": N}', "credentials: Input should be a valid list"),
+        ('{"servicePrincipalId": "SP", "credentials": [], "dryRun": N}', "dryRun: Input should be a valid boolean"),
+        ('{"servicePrincipalId": "SP", "credentials": [], "steps": [N]}', "steps[0]: Input should be 'validate"),
+        ('{"servicePrincipalId": "SP", "credentials": [], "count": N}', "count: unknown field"),
+        ('{"servicePrincipalId": "SP", "credentials": [], "x": {"y": [N]}}', "x: unknown field"),
+        (
+            '{"servicePrincipalId": "SP", "credentials": [], "onDemand": {"ruleId": "r", '
+            '"subjects": [{"objectId": N, "objectTypeName": "User"}]}}',
+            "onDemand.subjects[0].objectId: Input should be a valid string",
+        ),
+        ("N", "the request must be a JSON object"),
+    ],
+)
+def test_a_json_number_is_a_400_naming_its_field_whatever_its_size(number, template, expected):
+    raw = template.replace("SP", SP_ID).replace("N", number)
+    for form in (raw, raw.encode()):
+        assert expected in problem(form)
+
+
+def test_decode_json_keeps_numbers_as_written():
+    from shared.request import JsonNumber, decode_json
+
+    value = decode_json(b'{"a": [' + HUGE.encode() + b", 1.5, NaN]}")
+    assert [type(item) for item in value["a"]] == [JsonNumber] * 3
+    assert [item.text for item in value["a"]] == [HUGE, "1.5", "NaN"]
+    assert HUGE not in repr(value)
+
+
+@pytest.mark.parametrize("number", [10**5000, 1.5, float("inf"), True], ids=["huge", "float", "inf", "bool"])
+def test_a_number_in_an_already_decoded_value_is_refused_naming_its_field(number):
+    """Event Grid data arrives decoded: Python numbers are refused the same way (a bool is not a string either)."""
+    body = request_body(correlationId=number)
+    with pytest.raises(InvalidRequest, match=r"^correlationId: Input should be a valid string$"):
+        parse_request(body)
