@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from .errors import (
 )
 from .outcome import GraphCall, JobState
 from .request import Target
-from .settings import Settings
+from .settings import GUID, Settings
 
 if TYPE_CHECKING:
     import httpx
@@ -178,17 +179,15 @@ class GraphClient:
             "client-request-id": client_request_id,
             "return-client-request-id": "true",
         }
+        deadline = self._settings.graph_timeout_seconds
         try:
-            return await self._http.request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._settings.graph_timeout_seconds,
-            )
+            # One whole deadline for the attempt (connect, send, every byte of the answer): httpx's own timeout
+            # restarts on every read, so an answer trickled a byte at a time would never end it.
+            async with asyncio.timeout(deadline):
+                return await self._http.request(method, url, json=body, headers=headers, timeout=deadline)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached Graph: safe to try again
             raise _Transient(f"Graph could not be reached ({type(exc).__name__})") from None
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             if not repeatable:
                 raise ServiceUnavailable(
                     f"Graph did not answer in time ({type(exc).__name__}); the call may have been applied, so it "
@@ -206,22 +205,37 @@ class GraphClient:
             raise _Transient(f"Graph could not be reached ({type(exc).__name__})") from None
 
 
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _guid_or_none(value: str | None) -> str | None:
+    """Graph's request ids are GUIDs; anything else in those headers is not repeated to anyone."""
+    return value.lower() if value is not None and GUID.fullmatch(value) else None
+
+
 def _record(call: GraphCall, response: httpx.Response) -> None:
     call.status = response.status_code
-    call.request_id = response.headers.get("request-id")
-    call.client_request_id = response.headers.get("client-request-id") or call.client_request_id
+    call.request_id = _guid_or_none(response.headers.get("request-id"))
+    call.client_request_id = _guid_or_none(response.headers.get("client-request-id")) or call.client_request_id
     call.error_code = None if response.is_success else _graph_error(response)[0]
 
 
 def _graph_error(response: httpx.Response) -> tuple[str | None, str | None]:
+    """Graph's error code, only when it is an identifier (else ``graphError``), and its whole message.
+
+    The message is redacted of the request's secrets before anything shortens it (:func:`~shared.outcome.safe_message`).
+    """
     try:
         error = response.json().get("error", {})
         code = error.get("code")
         message = error.get("message")
-        # The whole message: it is redacted of the request's secrets before anything shortens it.
-        return (str(code) if code else None, str(message) if message else None)
     except Exception:  # noqa: BLE001 - a body that is not Graph's error JSON has no code
         return None, None
+    if code in (None, ""):
+        safe_code = None
+    else:
+        safe_code = str(code) if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "graphError"
+    return safe_code, (str(message) if message else None)
 
 
 def _detail(response: httpx.Response) -> tuple[str | None, str]:

@@ -33,15 +33,61 @@ MAX_MESSAGE_CHARS = 600
 _MIN_REDACT = 4
 
 
+RUN_CHARS = 12  # any run this long of a resolved value is redacted, in any case
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a value can show up in a service's message: as is, in either case, base64 (standard and URL-safe,
+    padded or not), URL-encoded and hex."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode("utf-8")
+    forms = {secret, secret.upper(), secret.lower(), quote(secret, safe=""), quote_plus(secret), raw.hex()}
+    forms.add(raw.hex().upper())
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms.update((encoded, encoded.rstrip("=")))
+    return {form for form in forms if len(form) >= _MIN_REDACT}
+
+
+def _redact_runs(text: str, secrets: list[str] | tuple[str, ...] | frozenset[str] | set[str]) -> str:
+    """Blank out every run of :data:`RUN_CHARS` or more characters of a value (case aside): a split or cut copy."""
+    lowered = text.lower()
+    if len(lowered) < RUN_CHARS:
+        return text
+    where: dict[str, list[int]] = {}
+    for start in range(len(lowered) - RUN_CHARS + 1):
+        where.setdefault(lowered[start : start + RUN_CHARS], []).append(start)
+    marked = bytearray(len(text))
+    for secret in secrets:
+        low = secret.lower()
+        for start in range(len(low) - RUN_CHARS + 1):
+            for hit in where.get(low[start : start + RUN_CHARS], ()):
+                marked[hit : hit + RUN_CHARS] = b"\x01" * RUN_CHARS
+    if not any(marked):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not marked[index]:
+            out.append(char)
+        elif index == 0 or not marked[index - 1]:
+            out.append("***")
+    return "".join(out)
+
+
 def safe_message(text: str, secrets: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     """A message fit to leave the app: the request's secrets redacted first, then shortened, never the reverse.
 
-    Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out; shortening only after
-    that means a cut can never leave the first characters of a secret behind.
+    Defence in depth: a value that reached a message (say, echoed by Graph) is blanked out in its exact, upper- and
+    lower-case, base64, base64url, URL-encoded and hex forms, and so is any run of 12 or more of its characters;
+    shortening only after that means a cut can never leave the first characters of a secret behind.
     """
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if len(secret) >= _MIN_REDACT and secret in text:
-            text = text.replace(secret, "***")
+    values = {secret for secret in secrets if len(secret) >= _MIN_REDACT}
+    if values:
+        for form in sorted(set().union(*(_forms(v) for v in values)), key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, "***")
+        text = _redact_runs(text, values)
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text

@@ -38,6 +38,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset: bool = False  # close the connection without answering
+    trickle: float = 0.0  # seconds between the body's bytes (an answer that never stops arriving)
 
 
 class _Server(ThreadingHTTPServer):
@@ -104,7 +105,15 @@ class StandIn:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command != "HEAD" and reply.trickle:
+                    for index in range(len(payload)):
+                        try:
+                            self.wfile.write(payload[index : index + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(reply.trickle)
+                elif self.command != "HEAD":
                     self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
