@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import graph
+from . import graph, policy
 from .errors import ProvisioningError
 from .outcome import GraphCall
-from .references import SecretReference, parse_reference
 from .store import ConnectionRecord, ConnectionStore
 from .telemetry import emit_event
 
@@ -40,6 +39,8 @@ class Health:
     days_to_expiry: float | None = None
     expiring_secret: str | None = None
     expiring_soon: bool = False
+    binding_missing: bool = False  # the current secret versions' tags would refuse this connection's run
+    binding_problem: str | None = None
     error: str | None = None
 
     def properties(self) -> dict[str, str | None]:
@@ -52,6 +53,8 @@ class Health:
             "daysToExpiry": None if self.days_to_expiry is None else f"{self.days_to_expiry:.1f}",
             "expiringSecret": self.expiring_secret,
             "expiringSoon": str(self.expiring_soon).lower(),
+            "bindingMissing": str(self.binding_missing).lower(),
+            "bindingProblem": self.binding_problem,
             "error": self.error,
         }
 
@@ -77,7 +80,13 @@ async def sweep(store: ConnectionStore, pipeline: Pipeline) -> list[Health]:
 
 
 def _unhealthy(health: Health) -> bool:
-    return bool(health.error or health.expiring_soon or health.quarantine_reason or health.job_status == "Quarantine")
+    return bool(
+        health.error
+        or health.expiring_soon
+        or health.binding_missing
+        or health.quarantine_reason
+        or health.job_status == "Quarantine"
+    )
 
 
 async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
@@ -99,17 +108,27 @@ async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
                 job = {"job_id": state.id, "job_status": state.status, "quarantine_reason": state.quarantine_reason}
         except ProvisioningError as error:
             problems.append(f"job: {error.code}")
-    for credential in request.credentials:
-        if credential.secret_ref is None:
-            continue
+    try:
+        references = policy.plan(request, pipeline.settings, stored=True).references
+    except ProvisioningError as error:
+        return Health(connection=record.name, **job, error=f"{error.code}: {error.message}"[:300])
+    bound: list[policy.Bound] = []
+    values = {c.key: c.value for c in request.credentials if c.value is not None}
+    for key, reference in references.items():
         try:
-            reference: SecretReference = parse_reference(credential.secret_ref, pipeline.settings, key=credential.key)
             resolved = await pipeline.resolver.resolve_versioned(reference)
         except ProvisioningError as error:
-            problems.append(f"{credential.key}: {error.code}")
+            problems.append(f"{key}: {error.code}")
             continue
+        bound.append(policy.Bound.of(key, reference, resolved))
+        values[key] = resolved.value
         if resolved.expires_on is not None and (nearest is None or resolved.expires_on < nearest[0]):
             nearest = (resolved.expires_on, reference.name)
+    binding: str | None = None
+    try:
+        policy.check_bindings(target, list(values.items()), bound, pipeline.settings)
+    except ProvisioningError as refused:
+        binding = f"{refused.code}: {refused.message}"[:300]
     days = None
     if nearest is not None:
         days = (nearest[0] - datetime.now(UTC)).total_seconds() / 86400
@@ -120,6 +139,8 @@ async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
         days_to_expiry=days,
         expiring_secret=None if nearest is None else nearest[1],
         expiring_soon=days is not None and days <= pipeline.settings.sweep_expiry_days,
+        binding_missing=binding is not None,
+        binding_problem=binding,
         error="; ".join(problems) or None,
     )
 

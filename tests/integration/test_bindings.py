@@ -299,3 +299,28 @@ async def test_an_application_target_is_checked_like_a_service_principal(entra, 
     )
     assert (status, outcome["error"]["code"]) == (403, "endpointNotBound")
     assert_nothing_leaked(entra, attacker)
+
+
+async def test_the_sweep_says_binding_missing_for_a_connection_its_current_versions_would_refuse(conn, caplog):
+    import logging
+
+    from tests.integration.test_connections import handler
+
+    conn.keyvault.set_secret("other-token", "other-team-value-3456", tags=None)
+    other = [{"key": "BaseAddress", "value": SCIM_URL}, {"key": "SecretToken", "secretRef": "other-token"}]
+    assert (await put("bound", connection_body())).status_code == 201
+    assert (await put("unbound", connection_body(credentials=other))).status_code == 201
+    with caplog.at_level(logging.INFO, logger="shared.events"):
+        await handler(function_app.sweep_connections)(None)
+    health = {
+        event["connection"]: event
+        for event in (
+            json.loads(r.getMessage().split(" ", 1)[1])
+            for r in caplog.records
+            if r.name == "shared.events" and r.getMessage().startswith("ConnectionHealth ")
+        )
+    }
+    assert (health["bound"]["bindingMissing"], health["bound"].get("bindingProblem")) == ("false", None)
+    assert health["unbound"]["bindingMissing"] == "true"
+    assert health["unbound"]["bindingProblem"].startswith("secretNotBound: secret 'other-token'")
+    assert "other-team-value" not in json.dumps(health)
