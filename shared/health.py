@@ -38,6 +38,10 @@ def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, obj
     warnings = []
     if not settings.key_vault_allowed_hosts:
         warnings.append("KEY_VAULT_ALLOWED_HOSTS and KEY_VAULT_URI are unset: every Key Vault reference is refused")
+    if settings.secret_binding == "off":  # noqa: S105 - a mode, not a password
+        warnings.append(
+            "SECRET_BINDING is off: every caller is trusted with every secret of the allowed vaults, to any address"
+        )
     if settings.allow_inline_secrets:
         warnings.append("ALLOW_INLINE_SECRETS is on: sensitive credentials may travel in requests")
     if settings.applicationinsights_connection_string is None:
@@ -55,6 +59,7 @@ def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, obj
             "secretCacheSeconds": settings.secret_cache_seconds,
             "allowInlineSecrets": settings.allow_inline_secrets,
             "allowedTargets": None if settings.allowed_targets is None else len(settings.allowed_targets),
+            "secretBinding": settings.secret_binding,
             "requiredAppRole": settings.required_app_role,
             "graphTimeoutSeconds": settings.graph_timeout_seconds,
             "graphMaxAttempts": settings.graph_max_attempts,

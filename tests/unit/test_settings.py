@@ -15,6 +15,18 @@ def test_defaults_follow_the_contract():
     assert settings.request_queue_name == "acquire-access-token"
     assert settings.key_vault_dns_suffix == "vault.azure.net"
     assert settings.key_vault_allowed_hosts == frozenset()
+    assert settings.secret_binding == "required"
+
+
+def test_secret_binding_is_required_or_off_and_health_warns_when_off():
+    from shared.health import health
+
+    assert Settings.from_env({"SECRET_BINDING": "OFF"}).secret_binding == "off"
+    env = {"SECRET_BINDING": "off", "REQUEST_QUEUE_NAME": "q-1", "SWEEP_SCHEDULE": "0 0 6 * * *"}
+    status, report = health(env)
+    assert status == 200
+    assert any(w.startswith("SECRET_BINDING is off:") for w in report["warnings"])
+    assert not any(w.startswith("SECRET_BINDING") for w in health({**env, "SECRET_BINDING": ""})[1]["warnings"])
 
 
 def test_national_clouds_change_the_graph_root_and_the_scope_follows():
@@ -63,6 +75,7 @@ def test_lists_are_comma_separated():
         ("GRAPH_MAX_ATTEMPTS", "2.5"),
         ("GRAPH_MAX_ATTEMPTS", "0"),
         ("REQUEST_QUEUE_NAME", "Bad_Queue"),
+        ("SECRET_BINDING", "optional"),
     ],
 )
 def test_a_setting_that_cannot_be_parsed_fails_loudly_naming_it(name, value):
