@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .outcome import Outcome
 from .request import STEP_NAMES
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 __all__ = ["EXIT_CODES", "main", "request_from_args"]
 
@@ -37,14 +42,25 @@ EXIT_CODES = {
 
 
 def _parser() -> argparse.ArgumentParser:
+    # --verbose before or after the command; SUPPRESS keeps a command's parser from resetting the other one's value
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also log the details (retries, token and storage messages, the outcome record) to stderr",
+    )
     parser = argparse.ArgumentParser(
         prog="python -m shared",
         description="Authorize Microsoft Entra provisioning connections (Graph synchronization/acquireAccessToken).",
+        parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     acquire = commands.add_parser(
         "acquire",
+        parents=[common],
         help="run the pipeline once with DefaultAzureCredential and print the outcome",
         description="Exit status: 0 succeeded or validated, 2 invalid, 3 rejected, 4 failed.",
     )
@@ -86,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         help="an object for provisionOnDemand (repeat, 1 to 5; default type User)",
     )
 
-    enqueue = commands.add_parser("enqueue", help="put a request on the request queue")
+    enqueue = commands.add_parser("enqueue", help="put a request on the request queue", parents=[common])
     enqueue.add_argument("--request", metavar="FILE", required=True, help="a request JSON file; - for stdin")
     enqueue.add_argument(
         "--connection-string",
@@ -98,23 +114,22 @@ def _parser() -> argparse.ArgumentParser:
         "connections",
         help="stored connections: put, get, list, delete, run",
         description="Exit status: 0 done, 2 invalid, 3 refused or not found, 4 failed (retry may help).",
+        parents=[common],
     )
     verbs = connections.add_subparsers(dest="verb", required=True)
-    put = verbs.add_parser("put", help="create or replace a connection from a request file")
+    put = verbs.add_parser("put", help="create or replace a connection from a request file", parents=[common])
     put.add_argument("name")
     put.add_argument("--request", metavar="FILE", required=True, help="the request JSON; - for stdin")
     put.add_argument("--if-match", metavar="ETAG", help="replace only if the connection still has this ETag")
     put.add_argument("--if-none-match", metavar="*", help="'*': create only, never replace")
     for verb, text in (("get", "show a connection"), ("run", "run a connection's steps now")):
-        verbs.add_parser(verb, help=text).add_argument("name")
-    remove = verbs.add_parser("delete", help="delete a connection")
+        verbs.add_parser(verb, help=text, parents=[common]).add_argument("name")
+    remove = verbs.add_parser("delete", help="delete a connection", parents=[common])
     remove.add_argument("name")
     remove.add_argument("--if-match", metavar="ETAG", help="delete only if the connection still has this ETag")
-    listing = verbs.add_parser("list", help="list connections, a page at a time")
+    listing = verbs.add_parser("list", help="list connections, a page at a time", parents=[common])
     listing.add_argument("--top", default=None, help="page size, 1 to 100 (default 50)")
     listing.add_argument("--continuation-token", default=None, help="the token a previous page gave")
-
-    commands.add_parser("demo", help="the whole pipeline offline against local stand-ins")
     return parser
 
 
@@ -186,10 +201,9 @@ def _read(path: str) -> bytes:
 
 
 async def _acquire(raw: Any) -> Outcome:
-    from .runtime import build_pipeline
     from .telemetry import flush
 
-    pipeline = build_pipeline(Settings.from_env(), credential="default")
+    pipeline = _build_pipeline()
     try:
         return await pipeline.run(raw, trigger="cli")
     finally:
@@ -197,18 +211,49 @@ async def _acquire(raw: Any) -> Outcome:
         flush()
 
 
+class _SettingUnusable(Exception):
+    """An SDK refused a setting's value with a ValueError that does not say which setting (exit 4, one line)."""
+
+    def __init__(self, setting: str, error: Exception) -> None:
+        reason = "not an address the SDK can parse" if isinstance(error, TypeError) else str(error).rstrip(".")
+        super().__init__(f"{setting} cannot be used: {reason or type(error).__name__}")
+
+
+def _build_pipeline() -> Pipeline:
+    from .runtime import build_pipeline
+
+    try:
+        return build_pipeline(Settings.from_env(), credential="default")
+    except ValueError as exc:
+        if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") and "connection string" in str(exc).lower():
+            raise _SettingUnusable("APPLICATIONINSIGHTS_CONNECTION_STRING", exc) from None
+        raise
+
+
+def _storage_setting() -> str:
+    """The app setting the connections table is reached through, as the store picks it."""
+    for name in ("AzureWebJobsStorage", "AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__accountName"):
+        if (os.environ.get(name) or "").strip():
+            return name
+    return "AzureWebJobsStorage"
+
+
 async def _connections(args: argparse.Namespace) -> int:
     from . import connections as ops
     from .errors import ProvisioningError
-    from .runtime import build_pipeline, build_store
+    from .runtime import build_store
     from .telemetry import flush
 
-    pipeline = build_pipeline(Settings.from_env(), credential="default")
-    store = build_store(pipeline)
+    pipeline = _build_pipeline()
+    store = None
     try:
+        try:
+            store = build_store(pipeline)
+        except (ValueError, TypeError) as exc:  # azure-data-tables on a string or an address it cannot parse
+            raise _SettingUnusable(_storage_setting(), exc) from None
         if args.verb == "run":
             outcome = await ops.run_connection(store, pipeline, args.name)
-            print(json.dumps(outcome.to_dict(), indent=2))
+            _print_outcome(outcome)
             return exit_code(outcome)
         if args.verb == "put":
             record, _ = await ops.put_connection(
@@ -235,39 +280,87 @@ async def _connections(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()
         await pipeline.close()
         flush()
 
 
-def _demo() -> int:
-    """The offline demo lives with the stand-ins (``standins/``), which the deployed app does not ship."""
-    try:
-        from standins.demo import run_demo
-    except ImportError:
-        print("error: the demo needs the project's standins/ folder; run it from the project root", file=sys.stderr)
-        return 1
-    result: int = run_demo()
-    return result
+def _print_outcome(outcome: Outcome) -> None:
+    """The outcome JSON on stdout; on stderr, where it helps, one line on what to do next."""
+    print(json.dumps(outcome.to_dict(), indent=2))
+    if outcome.error_code == "tokenUnavailable":
+        print(
+            "note: the command line signs in with DefaultAzureCredential (az login, azd auth login, environment "
+            "variables, or a managed identity where it runs), not with the function app's managed identity; "
+            "--verbose shows what each way said",
+            file=sys.stderr,
+        )
+    elif outcome.error_code == "internalError":
+        print("note: run again with --verbose for the details", file=sys.stderr)
+
+
+# ---- logging: one readable outcome, the details with --verbose -------------------------------------------------
+
+
+class _Details(logging.Formatter):
+    """``LEVEL logger: message``; stamina's retry records, whose message is only their event name, spelled out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.getMessage() == "stamina.retry_scheduled":
+            fields = record.__dict__
+            cause = str(fields.get("stamina.caused_by", "")).split("(", 1)[0]  # the type only: no server text
+            text = (
+                f"retry {fields.get('stamina.retry_num')} of {fields.get('stamina.callable')} in "
+                f"{fields.get('stamina.wait_for')} s after {cause or 'a retryable answer'}"
+            )
+            return f"{record.levelname} {record.name}: {text}"
+        return super().format(record)
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Without --verbose nothing is logged to the terminal (stamina's retries, the outcome's log record, the SDKs'
+    warnings: the outcome JSON says what happened); with it, INFO and above go to stderr. Telemetry's own handler,
+    when Application Insights is configured, is not affected. It stays for the rest of the process: the exporter
+    still logs while it shuts down, after :func:`main` returned."""
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if getattr(h, "_shared_cli", False)]:
+        root.removeHandler(previous)
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Details("%(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+    else:
+        handler = logging.NullHandler()  # a handler, so that logging's last resort never prints a bare record
+    setattr(handler, "_shared_cli", True)  # noqa: B010 - a mark on a stdlib handler
+    root.addHandler(handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _log_to_stderr(verbose)
     try:
         if args.command == "acquire":
             outcome = asyncio.run(_acquire(request_from_args(args)))
-            print(json.dumps(outcome.to_dict(), indent=2))
+            _print_outcome(outcome)
             return exit_code(outcome)
         if args.command == "connections":
             return asyncio.run(_connections(args))
-        if args.command == "enqueue":
-            from .queueing import enqueue_main
+        from .queueing import enqueue_main
 
-            return enqueue_main(_read(args.request), args)
-        return _demo()
+        return enqueue_main(_read(args.request), args)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except SettingsError as exc:
+    except (SettingsError, _SettingUnusable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug or an SDK surprise: one line, the traceback only with --verbose
+        if verbose:
+            logging.getLogger(__name__).error("unexpected error", exc_info=True)
+        print(f"error: unexpected {type(exc).__name__}; run again with --verbose for the details", file=sys.stderr)
         return EXIT_FAILED

@@ -44,24 +44,33 @@ def queue_client(queue_name: str, *, connection_string: str | None, account_url:
     from azure.storage.queue import QueueClient
 
     env = os.environ
+    source = "--connection-string" if connection_string is not None else "--account-url"
     if connection_string is None and account_url is None:
         connection_string = env.get("AzureWebJobsStorage") or None
         account_url = env.get("AzureWebJobsStorage__queueServiceUri") or None
+        source = "AzureWebJobsStorage" if connection_string is not None else "AzureWebJobsStorage__queueServiceUri"
         if connection_string is None and account_url is None and env.get("AzureWebJobsStorage__accountName"):
             account_url = f"https://{env['AzureWebJobsStorage__accountName']}.queue.core.windows.net"
-    if connection_string is not None:
-        if connection_string.strip().lower() == "usedevelopmentstorage=true":
-            connection_string = AZURITE_CONNECTION_STRING
-        return QueueClient.from_connection_string(connection_string, queue_name)
-    if account_url is not None:
-        from azure.identity import DefaultAzureCredential
+            source = "AzureWebJobsStorage__accountName"
+    try:
+        if connection_string is not None:
+            if connection_string.strip().lower() == "usedevelopmentstorage=true":
+                connection_string = AZURITE_CONNECTION_STRING
+            return QueueClient.from_connection_string(connection_string, queue_name)
+        if account_url is not None:
+            from azure.identity import DefaultAzureCredential
 
-        return QueueClient(account_url, queue_name, credential=DefaultAzureCredential())
+            return QueueClient(account_url, queue_name, credential=DefaultAzureCredential())
+    except (ValueError, TypeError) as exc:  # what azure-storage-queue says of a string or an address it cannot parse
+        reason = "not an address the SDK can parse" if isinstance(exc, TypeError) else str(exc).rstrip(".")
+        raise _NoQueue(f"{source} cannot be used: {reason or type(exc).__name__}", setting=source) from None
     raise _NoQueue("no queue given: use --connection-string, --account-url, or set AzureWebJobsStorage")
 
 
 class _NoQueue(Exception):
-    pass
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting  # an app setting (exit 4) rather than a flag or no queue at all (exit 2)
 
 
 def enqueue(raw: bytes | str, *, connection_string: str | None = None, account_url: str | None = None) -> Any:
@@ -85,7 +94,7 @@ def enqueue_main(raw: bytes, args: argparse.Namespace) -> int:
         return 2
     except _NoQueue as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 4 if exc.setting is not None and not exc.setting.startswith("--") else 2
     except ResourceNotFoundError:
         print(f"error: queue {queue_name!r} does not exist in that account (the infra creates it)", file=sys.stderr)
         return 4
