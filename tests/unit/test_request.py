@@ -396,3 +396,28 @@ def test_a_number_in_an_already_decoded_value_is_refused_naming_its_field(number
     body = request_body(correlationId=number)
     with pytest.raises(InvalidRequest, match=r"^correlationId: Input should be a valid string$"):
         parse_request(body)
+
+
+# ---- jobId, resetScope, replaceSecrets, onDemand: checked when given, used only by their steps -----------------
+
+
+def test_the_step_fields_are_checked_when_given_and_ignored_without_their_steps():
+    on_demand = {"ruleId": "r", "subjects": [{"objectId": "u1", "objectTypeName": "User"}]}
+    request = parse(request_body(jobId="scim.1", resetScope="Watermark", replaceSecrets=True, onDemand=on_demand))
+    assert request.steps == ["acquireAccessToken"]
+    assert (request.job_id, request.reset_scope, request.replace_secrets) == ("scim.1", "Watermark", True)
+    assert "'jobId' must be 1 to 256 letters" in problem(request_body(jobId="bad job"))
+    assert "'resetScope' ForceDeletes is refused" in problem(request_body(resetScope="ForceDeletes"))
+
+
+def test_the_docs_say_the_step_fields_are_ignored_without_their_steps_not_refused():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for name in ("README.md", "docs/reference.md"):
+        text = " ".join((root / name).read_text(encoding="utf-8").split())
+        assert "refused (400) when no step uses them" not in text, name
+        assert "only with a job step" not in text, name
+        assert "only with `saveSecrets`" not in text, name
+        assert "and only with it" not in text, name
+        assert "used only by the steps that take them" in text, name
