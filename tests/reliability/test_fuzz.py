@@ -31,8 +31,22 @@ FUZZ = settings(
 )
 CONTRACT_STATUSES = {200, 400, 403, 404, 422, 502, 503}
 
+# Numbers Python's json cannot or will not convert (over 4,300 digits) or converts to infinities: placed in a body as
+# a marker string, written into the JSON text by dump().
+RAW_NUMBERS = ("1" * 5000, "-" + "9" * 4400, "1e999999", "-1E-999999", "NaN", "-Infinity")
+raw_numbers = st.sampled_from(range(len(RAW_NUMBERS))).map(lambda index: f"\x00number{index}\x00")
+
+
+def dump(value: object) -> bytes:
+    """JSON text of a generated value, its raw-number markers replaced by the numbers themselves."""
+    text = json.dumps(value)
+    for index, number in enumerate(RAW_NUMBERS):
+        text = text.replace(json.dumps(f"\x00number{index}\x00"), number)
+    return text.encode()
+
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40) | raw_numbers,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5),
     max_leaves=25,
 )
@@ -81,8 +95,8 @@ near_valid = st.fixed_dictionaries(
 )
 bodies = st.one_of(
     st.binary(max_size=600),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    near_valid.map(lambda v: json.dumps(v).encode()),
+    json_values.map(dump),
+    near_valid.map(dump),
 )
 
 
@@ -170,6 +184,7 @@ def test_caller_role_checks_never_fail_on_any_principal_header(fuzz_env, loop, m
 messages = st.one_of(
     st.binary(max_size=600),
     st.text(max_size=300).map(str.encode),
+    bodies,  # plain JSON, which the trigger takes too
     bodies.map(lambda b: base64.b64encode(b)),
 )
 
@@ -183,11 +198,18 @@ def test_the_queue_trigger_settles_or_retries_any_message(fuzz_env, loop, body, 
         assert loop.run_until_complete(handler(message)) is None
     except RetryableFailure as failure:
         assert failure.outcome.outcome == "failed"
+        assert failure.outcome.error_code != "internalError", failure.outcome.error_message  # a bug, retried
 
 
 @settings(FUZZ, max_examples=500)
 @given(
-    data=st.one_of(json_values, near_valid, st.text(max_size=200)),
+    data=st.one_of(
+        json_values,
+        near_valid,
+        st.text(max_size=200),
+        near_valid.map(lambda v: dump(v).decode()),  # data as JSON text, raw numbers and all
+        near_valid.map(lambda v: {**v, "correlationId": 10**5000}),  # as a worker without the digit limit decodes
+    ),
     event_type=st.one_of(st.just(EVENT_TYPE), st.text(max_size=40), st.none()),
     schema=st.sampled_from(["eventgrid", "cloudevents"]),
 )
@@ -203,6 +225,7 @@ def test_the_event_grid_trigger_settles_or_retries_any_event(fuzz_env, loop, dat
         assert loop.run_until_complete(handler(event)) is None
     except RetryableFailure as failure:
         assert failure.outcome.outcome == "failed"
+        assert failure.outcome.error_code != "internalError", failure.outcome.error_message  # a bug, retried
 
 
 connection_names = st.one_of(st.from_regex(r"[a-z0-9-]{1,63}", fullmatch=True), st.text(max_size=70))
