@@ -89,6 +89,14 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return _reply(_http().json_reply(status, payload))
 
 
+@app.route(route="health/detail", methods=["GET"])
+def health_detail(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.health import health
+
+    status, payload = health(detail=True)
+    return _reply(_http().json_reply(status, payload))
+
+
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from shared.openapi import openapi_document
@@ -131,8 +139,9 @@ async def acquire_from_queue(msg: func.QueueMessage) -> None:
 async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
     # The worker hands over an EventGridEvent or, for the CloudEvents schema, a CloudEvent.
     event_type = getattr(event, "event_type", None) or getattr(event, "type", None)
+    topic = getattr(event, "topic", None) or getattr(event, "source", None)  # who vouches for a Key Vault event
     await _triggers().from_event(
-        get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json(), get_store=get_store
+        get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json(), get_store=get_store, topic=topic
     )
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import policy
-from .errors import ConnectionNotFound, InvalidRequest, PreconditionFailed, ProvisioningError
+from .errors import ConnectionNotFound, InvalidRequest, PreconditionFailed, PreconditionRequired, ProvisioningError
+from .keys import is_address
 from .outcome import Outcome
 from .request import MAX_BODY_BYTES, AcquireRequest, parse_request
 from .store import ConnectionRecord, ConnectionStore, now
@@ -43,6 +46,7 @@ _NAME = re.compile(r"^[a-z0-9-]{1,63}$")
 MAX_STORED_CHARS = 30_000
 MAX_TOP = 100
 _WRITE_TRIES = 5
+Audit = str | dict[str, Any]  # who changed a connection: "functionKey", or {"name", "objectId"}
 
 
 def check_name(name: str | None) -> str:
@@ -77,32 +81,90 @@ async def put_connection(
     *,
     if_match: str | None = None,
     if_none_match: str | None = None,
+    by: Audit = "functionKey",
 ) -> tuple[ConnectionRecord, bool]:
-    """Create or replace; returns the stored connection and whether it was created. Honours If-Match/If-None-Match."""
+    """Create or replace; returns the stored connection and whether it was created.
+
+    Create takes ``If-None-Match: *`` or no precondition; replace needs ``If-Match`` with the ETag the caller read
+    (428 without it, 412 when it changed since), so no change made meanwhile is silently overwritten.
+    """
     check_name(name)
     if isinstance(body, bytes | bytearray) and len(body) > MAX_BODY_BYTES:
         raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
     data, secret_ids = _validate(body, settings)
     current = await store.get(name)
+    match = None if if_match is None else if_match.strip()
     if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
         raise PreconditionFailed(f"connection {name!r} already exists (If-None-Match: *)")
-    if if_match is not None and if_match.strip() != "*" and (current is None or current.etag != if_match.strip()):
-        if current is None:
-            raise PreconditionFailed(f"connection {name!r} does not exist (If-Match)")
-        raise PreconditionFailed(f"connection {name!r} changed since ETag {if_match.strip()}")
-    if if_match is not None and if_match.strip() == "*" and current is None:
-        raise PreconditionFailed(f"connection {name!r} does not exist (If-Match: *)")
-    record = ConnectionRecord(name=name, request=data, secret_ids=secret_ids)
     if current is None:
-        return await store.create(record), True
+        if match is not None:
+            raise PreconditionFailed(f"connection {name!r} does not exist (If-Match)")
+        stamp = now()
+        record = ConnectionRecord(name=name, request=data, secret_ids=secret_ids, created_by=by, updated_by=by)
+        created = await store.create(replace(record, created_at=stamp, updated_at=stamp))
+        _changed("created", created, None, by)
+        return created, True
+    if match is None:
+        raise PreconditionRequired(
+            f"connection {name!r} exists: replacing it needs If-Match with the ETag you read (GET gives it)"
+        )
+    if match != "*" and current.etag != match:
+        raise PreconditionFailed(f"connection {name!r} changed since ETag {match}")
     kept = {s for s, _ in secret_ids}
     record = replace(
-        record,
-        last_outcome=current.last_outcome,
+        current,
+        request=data,
+        secret_ids=secret_ids,
+        updated_at="",  # stamped by the store: this is a change
+        updated_by=by,
         applied_versions={k: v for k, v in current.applied_versions.items() if k in kept},
-        claim=current.claim,
     )
-    return await store.replace(record, etag=current.etag), False
+    stored = await store.replace(record, etag=current.etag)
+    _changed("replaced", stored, current, by)
+    return stored, False
+
+
+def _summary(record: ConnectionRecord | None) -> tuple[str | None, list[str], list[str]]:
+    """A connection's target, the hosts of its address credentials, and the secrets it names: never a value."""
+    if record is None:
+        return None, [], []
+    request = record.request if isinstance(record.request, dict) else {}
+    target = request.get("servicePrincipalId") or request.get("applicationId")
+    hosts: set[str] = set()
+    secrets: set[str] = set()
+    for credential in request.get("credentials") or []:
+        if not isinstance(credential, dict):
+            continue
+        value, key = credential.get("value"), credential.get("key")
+        if isinstance(value, str) and isinstance(key, str) and is_address(key):
+            hosts.add((urlsplit(value).hostname or "") if "://" in value else value.split(":")[0].lower())
+    for secret_id, _ in record.secret_ids:
+        secrets.add(secret_id.split("://", 1)[-1])
+    return (str(target) if target else None), sorted(h for h in hosts if h), sorted(secrets)
+
+
+def _changed(change: str, after: ConnectionRecord | None, before: ConnectionRecord | None, by: Audit) -> None:
+    """One ``ConnectionChanged`` custom event per create, replace and delete: who, what, and where it points."""
+    from .telemetry import emit_event
+
+    target, hosts_after, secrets_after = _summary(after)
+    old_target, hosts_before, secrets_before = _summary(before)
+    subject = after or before
+    emit_event(
+        "ConnectionChanged",
+        {
+            "connection": None if subject is None else subject.name,
+            "change": change,
+            "by": by if isinstance(by, str) else json.dumps(by, separators=(",", ":")),
+            "byObjectId": None if isinstance(by, str) else by.get("objectId"),
+            "target": target or old_target,
+            "hostsBefore": ",".join(hosts_before),
+            "hostsAfter": ",".join(hosts_after),
+            "secretsBefore": ",".join(secrets_before),
+            "secretsAfter": ",".join(secrets_after),
+        },
+        level=logging.INFO,
+    )
 
 
 async def get_connection(store: ConnectionStore, name: str) -> ConnectionRecord:
@@ -136,8 +198,19 @@ async def list_connections(
     return records, None if following is None else f"{following}.{check(following)}"
 
 
-async def delete_connection(store: ConnectionStore, name: str, *, if_match: str | None = None) -> None:
-    await store.delete(check_name(name), etag=None if if_match is None else if_match.strip())
+async def delete_connection(
+    store: ConnectionStore, name: str, *, if_match: str | None = None, by: Audit = "functionKey"
+) -> None:
+    """Delete; needs ``If-Match`` with the ETag the caller read (428 without it, 412 when it changed since)."""
+    current = await store.get(check_name(name))
+    if current is None:
+        raise ConnectionNotFound(f"connection {name!r} does not exist")
+    if if_match is None:
+        raise PreconditionRequired(
+            f"deleting connection {name!r} needs If-Match with the ETag you read (GET gives it), or If-Match: *"
+        )
+    await store.delete(name, etag=if_match.strip())
+    _changed("deleted", None, current, by)
 
 
 async def run_connection(
@@ -158,6 +231,13 @@ async def run_connection(
     outcome = await pipeline.run(request, invocation=invocation)
     await record_outcome(store, name, outcome)
     return outcome
+
+
+def _older(entry: Mapping[str, str | None], than: Mapping[str, str | None] | None) -> bool:
+    """Whether a version Key Vault created before the one already applied (ISO times in UTC compare as text)."""
+    if than is None or not entry.get("created") or not than.get("created"):
+        return False
+    return str(entry["created"]) < str(than["created"])
 
 
 def outcome_summary(outcome: Outcome) -> dict[str, Any]:
@@ -186,7 +266,9 @@ async def record_outcome(
                 return None
             applied = dict(current.applied_versions)
             if outcome.ok:
-                applied.update(outcome.applied_versions)
+                for secret, entry in outcome.applied_versions.items():
+                    if not _older(entry, applied.get(secret)):  # never backwards
+                        applied[secret] = dict(entry)
             claim = None if release_claim else current.claim
             updated = replace(current, last_outcome=summary, applied_versions=applied, claim=claim)
             return await store.replace(updated, etag=current.etag)

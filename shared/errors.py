@@ -22,6 +22,7 @@ __all__ = [
     "JobNotFound",
     "PolicyRefused",
     "PreconditionFailed",
+    "PreconditionRequired",
     "ProvisioningError",
     "ReferenceUnresolvable",
     "SecretsIncomplete",
@@ -141,6 +142,13 @@ class PreconditionFailed(ProvisioningError):
 
     http_status = 412
     default_code = "preconditionFailed"
+
+
+class PreconditionRequired(ProvisioningError):
+    """Replacing or deleting a connection needs the ETag the caller read (If-Match), so no change is lost (428)."""
+
+    http_status = 428
+    default_code = "preconditionRequired"
 
 
 class ConnectionNotFound(ProvisioningError):

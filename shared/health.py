@@ -1,4 +1,8 @@
-"""``GET /api/health``: configuration sanity, no secrets, no network calls."""
+"""``GET /api/health`` and ``GET /api/health/detail``: configuration sanity, no secrets, no network calls.
+
+Anonymous callers learn only the status and the names of missing or invalid settings; the configuration itself
+(vault, hosts, modes, what is wrong with a setting) goes only to a caller with a function key, on the detail route.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,19 @@ HOST_EXPRESSION_SETTINGS: dict[str, str] = {
 }
 
 
-def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, object]]:
-    """200 and a summary of the effective settings, or 503 naming the setting that cannot be parsed."""
-    env = os.environ if environ is None else environ
+def health(environ: Mapping[str, str] | None = None, *, detail: bool = False) -> tuple[int, dict[str, object]]:
+    """200 (healthy) or 503 naming the settings that are missing or cannot be parsed; with ``detail``, what is wrong
+    with each and a summary of the effective settings."""
+    status, report = _report(os.environ if environ is None else environ)
+    if detail:
+        return status, report
+    problems = report.get("problems")
+    if isinstance(problems, list):
+        return status, {"status": report["status"], "problems": [{"setting": p["setting"]} for p in problems]}
+    return status, {"status": report["status"]}
+
+
+def _report(env: Mapping[str, str]) -> tuple[int, dict[str, object]]:
     problems = [
         {
             "setting": name,
@@ -33,6 +47,16 @@ def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, obj
         settings = Settings.from_env(env)
     except SettingsError as exc:
         problems.insert(0, {"setting": exc.setting, "problem": exc.problem})
+    else:
+        if settings.caller_auth == "entra" and (env.get("WEBSITE_AUTH_ENABLED") or "").strip().lower() != "true":
+            problems.insert(
+                0,
+                {
+                    "setting": "CALLER_AUTH",
+                    "problem": "entra, but App Service Authentication is not enabled on the app (WEBSITE_AUTH_ENABLED "
+                    "is not True): every route that needs a caller answers 503 authNotEnabled",
+                },
+            )
     if problems:
         return 503, {"status": "unhealthy", "problems": problems}
     warnings = []
@@ -60,7 +84,7 @@ def health(environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, obj
             "allowInlineSecrets": settings.allow_inline_secrets,
             "allowedTargets": None if settings.allowed_targets is None else len(settings.allowed_targets),
             "secretBinding": settings.secret_binding,
-            "requiredAppRole": settings.required_app_role,
+            "callerAuth": settings.caller_auth,
             "graphTimeoutSeconds": settings.graph_timeout_seconds,
             "graphMaxAttempts": settings.graph_max_attempts,
             "requestQueueName": settings.request_queue_name,

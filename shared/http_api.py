@@ -6,8 +6,6 @@ status, headers and body. Errors are ``application/problem+json`` (RFC 9457) car
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -15,7 +13,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from .errors import ConfigurationError, InvalidRequest, PolicyRefused, ProvisioningError
+from . import policy
+from .errors import ConfigurationError, InvalidRequest, ProvisioningError
 from .outcome import ErrorRecord, Outcome
 from .pipeline import Pipeline, configuration_outcome
 from .request import Target, TargetType
@@ -23,8 +22,6 @@ from .settings import GUID, SettingsError
 from .store import ConnectionRecord, ConnectionStore
 
 __all__ = ["HttpReply", "acquire", "connection", "connections", "json_reply", "problem_reply", "run_connection"]
-
-PRINCIPAL_HEADER = "x-ms-client-principal"
 
 
 @dataclass
@@ -61,11 +58,10 @@ async def acquire(
                 pipeline.refuse(InvalidRequest("the {id} in the path must be a GUID (an object id)"), trigger="http")
             )
         target = Target(type=target_type, id=target_id.lower())
-    role = pipeline.settings.required_app_role
-    if role is not None:
-        refusal = _check_role(headers, role)
-        if refusal is not None:
-            return outcome_reply(pipeline.refuse(refusal, trigger="http", target=target))
+    try:
+        caller(pipeline, headers, policy.OPERATOR)
+    except ProvisioningError as refusal:
+        return outcome_reply(pipeline.refuse(refusal, trigger="http", target=target))
     return outcome_reply(await pipeline.run(body, trigger="http", target=target))
 
 
@@ -83,24 +79,13 @@ def _problem(status: int, detail: str | None, fields: dict[str, Any], retry_afte
     return json_reply(status, problem, mimetype="application/problem+json", headers=headers)
 
 
-def _check_role(headers: Mapping[str, str], role: str) -> PolicyRefused | None:
-    """App Service Authentication's principal must hold ``role`` (``REQUIRED_APP_ROLE``)."""
-    raw = _header(headers, PRINCIPAL_HEADER)
-    if not raw:
-        return PolicyRefused(f"this route needs a caller holding the app role {role!r}", code="callerNotAuthorized")
-    try:
-        principal = json.loads(base64.b64decode(raw, validate=True))
-        claims = principal.get("claims") or []
-        roles = {
-            str(c.get("val"))
-            for c in claims
-            if isinstance(c, dict) and c.get("typ") in ("roles", principal.get("role_typ", "roles"))
-        }
-    except (binascii.Error, ValueError, AttributeError, TypeError):
-        return PolicyRefused("the X-MS-CLIENT-PRINCIPAL header is not a valid principal", code="callerNotAuthorized")
-    if role not in roles:
-        return PolicyRefused(f"the caller does not hold the app role {role!r}", code="callerNotAuthorized")
-    return None
+def caller(pipeline: Pipeline, headers: Mapping[str, str], role: str) -> policy.Caller:
+    """The caller of a route, refused unless it may take ``role``'s actions (``CALLER_AUTH``)."""
+    import os
+
+    who = policy.authenticate(headers, pipeline.settings, os.environ)
+    policy.require(who, role)
+    return who
 
 
 # ---- connections ---------------------------------------------------------------------------------------------------
@@ -133,9 +118,9 @@ async def connection(
 
     try:
         pipeline = get_pipeline()
-        _authorize(pipeline, headers)
-        store = get_store()
         verb = method.upper()
+        who = caller(pipeline, headers, policy.ADMIN if verb in ("PUT", "DELETE") else policy.OPERATOR)
+        store = get_store()
         if verb == "PUT":
             record, created = await put_connection(
                 store,
@@ -144,10 +129,11 @@ async def connection(
                 body,
                 if_match=_header(headers, "if-match"),
                 if_none_match=_header(headers, "if-none-match"),
+                by=who.audit,
             )
             return _record_reply(201 if created else 200, record)
         if verb == "DELETE":
-            await delete_connection(store, name or "", if_match=_header(headers, "if-match"))
+            await delete_connection(store, name or "", if_match=_header(headers, "if-match"), by=who.audit)
             return HttpReply(204, b"", {}, "application/json")
         record = await get_connection(store, name or "")
         if _header(headers, "if-none-match") == record.etag:
@@ -170,7 +156,7 @@ async def connections(
 
     try:
         pipeline = get_pipeline()
-        _authorize(pipeline, headers)
+        caller(pipeline, headers, policy.OPERATOR)
         records, token = await list_connections(
             get_store(), top=params.get("top"), continuation=params.get("continuationToken")
         )
@@ -195,16 +181,8 @@ async def run_connection(
     except SettingsError as exc:
         return outcome_reply(configuration_outcome(exc, trigger="connection"))
     try:
-        _authorize(pipeline, headers)
+        caller(pipeline, headers, policy.OPERATOR)
         store = get_store()
     except ProvisioningError as error:
         return outcome_reply(pipeline.refuse(error, trigger="connection"))
     return outcome_reply(await run(store, pipeline, name or ""))
-
-
-def _authorize(pipeline: Pipeline, headers: Mapping[str, str]) -> None:
-    role = pipeline.settings.required_app_role
-    if role is not None:
-        refusal = _check_role(headers, role)
-        if refusal is not None:
-            raise refusal

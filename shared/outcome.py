@@ -199,8 +199,9 @@ class Outcome:
     steps: tuple[StepResult, ...] = ()
     job: JobState | None = None
     connection: str | None = None
-    # Not part of the JSON: the secret versions a successful run applied (secret id -> version), for connections.
-    applied_versions: Mapping[str, str] = field(default_factory=dict)
+    # Not part of the JSON: the secret versions a successful run applied, for connections:
+    # secret id -> {"version": ..., "created": ISO time Key Vault created it, or None}.
+    applied_versions: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     # Not part of the JSON: how an HTTP or command-line caller is told.
     http_status: int = 200
     retry_after: float | None = None

@@ -25,6 +25,7 @@ from .references import SecretResolver
 from .request import JOB_STEPS, AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
 from .steps import CHANGING_STEPS, DRY_RUN_STEPS, STEPS, StepContext
+from .store import iso_time
 from .telemetry import emit_outcome, span
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ class _Run:
     steps: list[StepResult] = field(default_factory=list)
     last_call: GraphCall | None = None
     job: JobState | None = None
-    versions: dict[str, str] = field(default_factory=dict)  # secret id -> the version resolved
+    # secret id -> {"version", "created"} of the version resolved
+    versions: dict[str, Mapping[str, str | None]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -168,7 +170,7 @@ class Pipeline:
                 prefetch.cancel()
             raise
         run.versions = {
-            ref.secret_id: answer.version
+            ref.secret_id: {"version": answer.version, "created": iso_time(answer.created_on)}
             for ref, answer in zip(references.values(), answers, strict=True)
             if answer.version is not None
         }

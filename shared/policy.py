@@ -11,6 +11,10 @@ goes only where its owner, whoever may write it in Key Vault, sends it, by two t
 - ``provisioning-endpoints``: the ``https://host[:port][/path]`` prefixes every address sent with it must match.
 
 ``SECRET_BINDING=off`` skips the bindings (every caller is then trusted with every secret of the allowed vaults).
+The caller (:func:`authenticate`, :func:`require`): with ``CALLER_AUTH=entra``, App Service Authentication's
+principal, trusted only when the platform says authentication is on, and its app roles (``Provisioning.Operator``,
+``Provisioning.Admin``); with ``key``, the function key was the only check and its holder may do everything.
+
 Nothing here touches the network; every refusal names keys and secrets, never a value.
 """
 
@@ -23,7 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import InvalidRequest, PolicyRefused
+from .errors import ConfigurationError, InvalidRequest, PolicyRefused
 from .keys import is_address, is_sensitive
 from .references import SecretReference, parse_reference
 from .settings import GUID
@@ -34,11 +38,15 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
+    "ADMIN",
     "ENDPOINTS_TAG",
+    "OPERATOR",
     "TARGETS_TAG",
     "Bound",
+    "Caller",
     "Endpoint",
     "Plan",
+    "authenticate",
     "binding_problem",
     "check_address_shape",
     "check_bindings",
@@ -46,6 +54,7 @@ __all__ = [
     "parse_endpoints",
     "parse_targets",
     "plan",
+    "require",
 ]
 
 TARGETS_TAG = "provisioning-targets"
@@ -301,3 +310,78 @@ def check_bindings(
         problem = binding_problem(target, sent, secret)
         if problem is not None:
             raise problem
+
+
+# ---- the caller -----------------------------------------------------------------------------------------------------
+
+OPERATOR = "Provisioning.Operator"  # ad-hoc requests, run a connection, read and list connections
+ADMIN = "Provisioning.Admin"  # all of that, and create, replace and delete connections
+PRINCIPAL_HEADER = "x-ms-client-principal"
+_OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+_NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn", "appid")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a function key holder, or an Entra principal with its app roles."""
+
+    name: str | None = None
+    object_id: str | None = None
+    roles: frozenset[str] = frozenset()
+    by_key: bool = True
+
+    @property
+    def audit(self) -> str | dict[str, str | None]:
+        """How a connection records who changed it: ``functionKey``, or the principal's name and object id."""
+        return "functionKey" if self.by_key else {"name": self.name, "objectId": self.object_id}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def authenticate(headers: Mapping[str, str], settings: Settings, environ: Mapping[str, str]) -> Caller:
+    """The caller of an HTTP route. ``entra``: the principal App Service Authentication put in the request.
+
+    The header is trusted only when the platform reports authentication on (``WEBSITE_AUTH_ENABLED``, which App
+    Service sets, and whose module strips a caller's own copy of the header): otherwise anyone could write it, so
+    every such request is 503 ``authNotEnabled``. Roles are the claims of type ``roles`` only, never a type the
+    header itself names.
+    """
+    if settings.caller_auth == "key":
+        return Caller()
+    if (environ.get("WEBSITE_AUTH_ENABLED") or "").strip().lower() != "true":
+        raise ConfigurationError(
+            "CALLER_AUTH is entra but App Service Authentication is not enabled on this app (WEBSITE_AUTH_ENABLED "
+            "is not True), so the caller's identity cannot be trusted",
+            code="authNotEnabled",
+        )
+    raw = _header(headers, PRINCIPAL_HEADER)
+    if not raw:
+        raise PolicyRefused("this route needs an authenticated caller with an app role", code="callerNotAuthorized")
+    import base64
+    import binascii
+    import json
+
+    try:
+        principal = json.loads(base64.b64decode(raw, validate=True))
+        claims = [c for c in principal.get("claims") or [] if isinstance(c, dict)]
+    except (binascii.Error, ValueError, AttributeError, TypeError):
+        raise PolicyRefused("the caller's principal cannot be read", code="callerNotAuthorized") from None
+
+    def first(types: tuple[str, ...]) -> str | None:
+        for wanted in types:
+            for claim in claims:
+                if claim.get("typ") == wanted and isinstance(claim.get("val"), str):
+                    return str(claim["val"])[:256]
+        return None
+
+    roles = frozenset(str(c.get("val")) for c in claims if c.get("typ") == "roles" and isinstance(c.get("val"), str))
+    return Caller(name=first(_NAME_CLAIMS), object_id=first(_OBJECT_ID_CLAIMS), roles=roles, by_key=False)
+
+
+def require(caller: Caller, role: str) -> None:
+    """403 ``callerNotAuthorized`` naming the role, unless the caller holds it (an Admin holds the Operator's too)."""
+    if caller.by_key or role in caller.roles or (role == OPERATOR and ADMIN in caller.roles):
+        return
+    raise PolicyRefused(f"this route needs the app role {role}", code="callerNotAuthorized")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.keyvault.secrets.aio import SecretClient
 
-__all__ = ["REFERENCE_PATTERN", "Resolved", "SecretReference", "SecretResolver", "parse_reference"]
+__all__ = ["REFERENCE_PATTERN", "Resolved", "SecretReference", "SecretResolver", "parse_reference", "secret_id"]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,19 @@ class SecretReference:
 
     @property
     def secret_id(self) -> str:
-        """The secret without its version, as connections and rotation events name it (Key Vault names ignore case)."""
-        return f"{self.vault_url}/secrets/{self.name.lower()}"
+        """The secret without its version, as connections and rotation events name it: the host in lower case and
+        without the default port, the name in lower case (Key Vault names ignore case), so that every spelling of one
+        secret is one id for the index, rotation and ``appliedVersions``."""
+        return secret_id(self.vault_url, self.name)
 
     def __str__(self) -> str:
         suffix = f"/{self.version}" if self.version else ""
         return f"{self.vault_url}/secrets/{self.name}{suffix}"
+
+
+def secret_id(vault_url: str, name: str) -> str:
+    """The normalised id of a secret: ``https://<host>[:port]/secrets/<name>``, lower case, no ``:443``."""
+    return f"https://{_normal_authority(urlsplit(vault_url).netloc)}/secrets/{name.lower()}"
 
 
 def parse_reference(ref: str, settings: Settings, *, key: str = "secretRef") -> SecretReference:
@@ -314,6 +321,10 @@ class SecretResolver:
             )
         self._missing_counter.add(1, {"vault": reference.host})
         log.info("secret %r in %s: remembered as not found, Key Vault not asked again", reference.name, reference.host)
+
+    async def read_current(self, reference: SecretReference) -> Resolved:
+        """The secret's current version, read now (never from the cache): what a rotation may apply."""
+        return await self._fetch(SecretReference(reference.vault_url, reference.name))
 
     async def _fetch(self, reference: SecretReference) -> Resolved:
         from azure.core.exceptions import (

@@ -13,15 +13,16 @@ Like a batch processor that reports partial failures, every affected connection 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .connections import record_outcome, stored_request
-from .errors import InvalidRequest, PreconditionFailed, ProvisioningError
+from .errors import InvalidRequest, PreconditionFailed, ProvisioningError, ReferenceUnresolvable
 from .references import SecretReference, parse_reference
-from .store import ConnectionStore, now
+from .store import ConnectionStore, iso_time, now
 
 if TYPE_CHECKING:
     from .outcome import Outcome
@@ -68,6 +69,7 @@ class RotationReport:
     rejected: list[str] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)  # the event's version is not (or no longer) the newest
     ignored: str | None = None
 
 
@@ -98,8 +100,33 @@ def _epoch(value: str | None) -> str | None:
         return None
 
 
-def parse_key_vault_event(event_type: str, data: Any, settings: Settings) -> KeyVaultEvent | None:
-    """The event's secret, or ``None`` (logged) for a vault the app may not use. Malformed: InvalidRequest."""
+_VAULT_TOPIC = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/(?P<name>[^/]+)$", re.IGNORECASE
+)
+
+
+def authentic_topic(topic: str | None, vault_name: str | None, settings: Settings) -> str | None:
+    """Why an event's topic (Event Grid schema) or source (CloudEvents) does not vouch for its vault, or ``None``.
+
+    Accepted only when it is a Key Vault resource id, the vault it names is the event's ``VaultName``, and that
+    vault's host (``VaultName`` + ``KEY_VAULT_DNS_SUFFIX``) is in ``KEY_VAULT_ALLOWED_HOSTS``.
+    """
+    match = _VAULT_TOPIC.fullmatch((topic or "").strip())
+    if match is None:
+        return "its topic/source is not a Key Vault resource id"
+    if vault_name is None or match.group("name").lower() != vault_name.lower():
+        return "its topic/source names another vault than its VaultName"
+    host = f"{vault_name.lower()}.{settings.key_vault_dns_suffix}"
+    if host not in {h.lower() for h in settings.key_vault_allowed_hosts}:
+        return f"vault {host} is not in KEY_VAULT_ALLOWED_HOSTS"
+    return None
+
+
+def parse_key_vault_event(
+    event_type: str, data: Any, settings: Settings, *, topic: str | None = None
+) -> KeyVaultEvent | None:
+    """The event's secret, or ``None`` (logged) for an event that does not come from a vault the app may use (its
+    topic or source, :func:`authentic_topic`). Malformed: InvalidRequest."""
     if isinstance(data, str):
         import json
 
@@ -131,6 +158,10 @@ def parse_key_vault_event(event_type: str, data: Any, settings: Settings) -> Key
         raise InvalidRequest("the Key Vault event names no secret (Id, or VaultName and ObjectName)")
     if not name:
         raise InvalidRequest("the Key Vault event names no secret")
+    distrust = authentic_topic(topic, vault_name, settings)
+    if distrust is not None:
+        log.warning("ignoring %s for secret %r: %s", event_type, name[:127], distrust)
+        return None
     from .errors import PolicyRefused
 
     try:
@@ -162,15 +193,38 @@ async def handle_key_vault_event(event: KeyVaultEvent, *, store: ConnectionStore
             _warn_expiry(event, name)
             report.warned.append(name)
         return report
+    if not names:
+        return report
+    # Never backwards: only the secret's current version is applied, whatever order Event Grid delivers events in.
+    try:
+        current = await pipeline.resolver.read_current(SecretReference(event.vault_url, event.name))
+    except ReferenceUnresolvable:
+        current = None  # deleted or disabled since: nothing to apply
+    if current is None or current.version != event.version:
+        log.info(
+            "Key Vault event for secret %r version %s: superseded (the current version is %s); nothing applied",
+            event.name,
+            event.version,
+            None if current is None else current.version,
+        )
+        report.superseded.extend(names)
+        return report
+    created = iso_time(current.created_on)
     for name in names:
-        await _rotate_one(event, name, store=store, pipeline=pipeline, report=report)
+        await _rotate_one(event, name, created, store=store, pipeline=pipeline, report=report)
     if report.failed:
         raise RotationFailed(report.failed)
     return report
 
 
 async def _rotate_one(
-    event: KeyVaultEvent, name: str, *, store: ConnectionStore, pipeline: Pipeline, report: RotationReport
+    event: KeyVaultEvent,
+    name: str,
+    created: str | None,
+    *,
+    store: ConnectionStore,
+    pipeline: Pipeline,
+    report: RotationReport,
 ) -> None:
     from .pipeline import Invocation
 
@@ -184,8 +238,12 @@ async def _rotate_one(
         if not uses or all(uses):  # no longer references it, or only with a pinned version
             report.skipped.append(name)
             return
-        if record.applied_versions.get(event.secret_id) == event.version:
+        applied = record.applied_versions.get(event.secret_id)
+        if applied is not None and applied.get("version") == event.version:
             report.skipped.append(name)  # redelivery: already applied
+            return
+        if applied is not None and created and applied.get("created") and str(applied["created"]) > created:
+            report.superseded.append(name)  # a newer version is applied already: never go back
             return
         if _claimed_elsewhere(record.claim, event):
             report.skipped.append(name)  # another delivery of this event is applying it now

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-__all__ = ["GUID", "SETTING_NAMES", "SecretBinding", "Settings", "SettingsError"]
+__all__ = ["GUID", "SETTING_NAMES", "CallerAuth", "SecretBinding", "Settings", "SettingsError"]
 
 SecretBinding = Literal["required", "off"]
+CallerAuth = Literal["key", "entra"]
 
 SETTING_NAMES = (
     "GRAPH_ENDPOINT",
@@ -29,7 +30,7 @@ SETTING_NAMES = (
     "ALLOW_INLINE_SECRETS",
     "ALLOWED_TARGETS",
     "SECRET_BINDING",
-    "REQUIRED_APP_ROLE",
+    "CALLER_AUTH",
     "GRAPH_TIMEOUT_SECONDS",
     "GRAPH_MAX_ATTEMPTS",
     "REQUEST_QUEUE_NAME",
@@ -69,7 +70,7 @@ class Settings:
     allow_inline_secrets: bool = False
     allowed_targets: frozenset[str] | None = None
     secret_binding: SecretBinding = "required"  # noqa: S105 - a mode, not a password
-    required_app_role: str | None = None
+    caller_auth: CallerAuth = "key"
     graph_timeout_seconds: float = 30.0
     graph_max_attempts: int = 4
     request_queue_name: str = "acquire-access-token"
@@ -127,6 +128,10 @@ class Settings:
         if binding not in ("required", "off"):
             raise SettingsError("SECRET_BINDING", f"must be 'required' or 'off', not {binding!r}")
 
+        caller_auth = (get("CALLER_AUTH") or cls.caller_auth).lower()
+        if caller_auth not in ("key", "entra"):
+            raise SettingsError("CALLER_AUTH", f"must be 'key' or 'entra', not {caller_auth!r}")
+
         queue = get("REQUEST_QUEUE_NAME") or cls.request_queue_name
         if not _QUEUE_NAME.fullmatch(queue):
             raise SettingsError("REQUEST_QUEUE_NAME", f"{queue!r} is not a valid Storage queue name")
@@ -150,7 +155,7 @@ class Settings:
             allow_inline_secrets=_boolean("ALLOW_INLINE_SECRETS", get("ALLOW_INLINE_SECRETS")),
             allowed_targets=targets,
             secret_binding="off" if binding == "off" else "required",
-            required_app_role=get("REQUIRED_APP_ROLE"),
+            caller_auth="entra" if caller_auth == "entra" else "key",
             graph_timeout_seconds=_number("GRAPH_TIMEOUT_SECONDS", get("GRAPH_TIMEOUT_SECONDS"), 30.0, 0.1, 600),
             graph_max_attempts=int(_number("GRAPH_MAX_ATTEMPTS", get("GRAPH_MAX_ATTEMPTS"), 4, 1, 10, whole=True)),
             request_queue_name=queue,

@@ -50,8 +50,22 @@ _AZURITE = (
 )
 
 
+def iso_time(when: datetime | None) -> str | None:
+    """A time as the app writes it everywhere: ISO 8601 in UTC with milliseconds and a ``Z``."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(datetime.now(UTC)) or ""
+
+
+def applied_entry(value: Any) -> dict[str, str | None]:
+    """One ``appliedVersions`` entry: ``{"version", "created"}`` (a bare version, as stored before, has no time)."""
+    if isinstance(value, dict):
+        return {"version": str(value.get("version") or ""), "created": value.get("created")}
+    return {"version": str(value), "created": None}
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,11 @@ class ConnectionRecord:
     created_at: str = ""
     updated_at: str = ""
     last_outcome: dict[str, Any] | None = None
-    applied_versions: dict[str, str] = field(default_factory=dict)
+    # secret id -> {"version", "created"}: the version last applied successfully and when Key Vault created it
+    applied_versions: dict[str, dict[str, str | None]] = field(default_factory=dict)
     claim: dict[str, Any] | None = None  # {"secretId", "version", "at"} while a rotation applies a version
+    created_by: str | dict[str, Any] | None = None  # "functionKey", or {"name", "objectId"} of the principal
+    updated_by: str | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,9 +91,11 @@ class ConnectionRecord:
             "request": self.request,
             "etag": self.etag,
             "createdAt": self.created_at,
+            "createdBy": self.created_by,
             "updatedAt": self.updated_at,
+            "updatedBy": self.updated_by,
             "lastOutcome": self.last_outcome,
-            "appliedVersions": dict(self.applied_versions),
+            "appliedVersions": {k: dict(v) for k, v in self.applied_versions.items()},
         }
 
 
@@ -131,7 +150,8 @@ class MemoryStore:
             raise ConnectionNotFound(f"connection {record.name!r} does not exist")
         if current.etag != etag:
             raise PreconditionFailed(f"connection {record.name!r} changed since ETag {etag}")
-        stored = replace(record, etag=self._etag(), created_at=current.created_at, updated_at=now())
+        stamp = record.updated_at or now()
+        stored = replace(record, etag=self._etag(), created_at=current.created_at, updated_at=stamp)
         self._records[record.name] = stored
         return stored
 
@@ -215,8 +235,7 @@ class TableStore:
         if current is None:
             raise ConnectionNotFound(f"connection {record.name!r} does not exist")
         await self._index(record.name, record.secret_ids)
-        stamp = now()
-        stored = replace(record, created_at=current.created_at, updated_at=stamp)
+        stored = replace(record, created_at=current.created_at, updated_at=record.updated_at or now())
         try:
             metadata = await table.update_entity(
                 _entity(stored), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
@@ -315,6 +334,8 @@ def _entity(record: ConnectionRecord) -> dict[str, Any]:
         "LastOutcome": json.dumps(record.last_outcome) if record.last_outcome is not None else "",
         "AppliedVersions": json.dumps(record.applied_versions),
         "Claim": json.dumps(record.claim) if record.claim is not None else "",
+        "CreatedBy": json.dumps(record.created_by) if record.created_by is not None else "",
+        "UpdatedBy": json.dumps(record.updated_by) if record.updated_by is not None else "",
     }
 
 
@@ -331,8 +352,10 @@ def _record(entity: Any) -> ConnectionRecord:
         created_at=str(entity.get("CreatedAt") or ""),
         updated_at=str(entity.get("UpdatedAt") or ""),
         last_outcome=loads("LastOutcome", None),
-        applied_versions=dict(loads("AppliedVersions", {})),
+        applied_versions={str(k): applied_entry(v) for k, v in loads("AppliedVersions", {}).items()},
         claim=loads("Claim", None),
+        created_by=loads("CreatedBy", None),
+        updated_by=loads("UpdatedBy", None),
     )
 
 

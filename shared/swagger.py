@@ -22,7 +22,7 @@ __all__ = ["swagger_document"]
 _SECURITY = {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}}
 _PARAMETER_KEYS = ("name", "in", "required", "description")
 # The documents themselves and the health probe are not operations a connector offers.
-_LEFT_OUT = {"/health", "/openapi.json", "/swagger.json"}
+_LEFT_OUT = {"/health", "/health/detail", "/openapi.json", "/swagger.json"}
 
 
 @cache

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import graph, policy
 from .errors import ProvisioningError
 from .outcome import GraphCall
-from .store import ConnectionRecord, ConnectionStore
+from .store import ConnectionRecord, ConnectionStore, iso_time
 from .telemetry import emit_event
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ async def _check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
     return Health(
         connection=record.name,
         **job,
-        nearest_expiry=None if nearest is None else nearest[0].isoformat().replace("+00:00", "Z"),
+        nearest_expiry=None if nearest is None else iso_time(nearest[0]),
         days_to_expiry=days,
         expiring_secret=None if nearest is None else nearest[1],
         expiring_soon=days is not None and days <= pipeline.settings.sweep_expiry_days,

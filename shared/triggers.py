@@ -77,12 +77,15 @@ async def from_event(
     event_id: str | None,
     data: Any,
     get_store: Callable[[], ConnectionStore] | None = None,
+    topic: str | None = None,
 ) -> Outcome | RotationReport | None:
     """One Event Grid event (either schema): a request, or a Key Vault secret event. Other types are logged and
-    ignored (``None``)."""
+    ignored (``None``). ``topic``: the event's topic (Event Grid schema) or source (CloudEvents)."""
     event_type = (event_type or "").strip()
     if event_type in KEY_VAULT_EVENTS and get_store is not None:
-        return await from_key_vault_event(get_pipeline, get_store, event_type=event_type, event_id=event_id, data=data)
+        return await from_key_vault_event(
+            get_pipeline, get_store, event_type=event_type, event_id=event_id, data=data, topic=topic
+        )
     if event_type != EVENT_TYPE:
         log.info("ignoring Event Grid event %s of type %r", event_id, event_type)
         return None
@@ -101,6 +104,7 @@ async def from_key_vault_event(
     event_type: str,
     event_id: str | None,
     data: Any,
+    topic: str | None = None,
 ) -> RotationReport | None:
     """A Key Vault secret event: rotation or an expiry warning. A malformed event is rejected with an outcome (never
     retried); an outage raises so that Event Grid redelivers; so does any connection whose re-apply failed."""
@@ -111,7 +115,7 @@ async def from_key_vault_event(
     except SettingsError as exc:
         raise RetryableFailure(configuration_outcome(exc, trigger="rotation")) from None
     try:
-        event = parse_key_vault_event(event_type, data, pipeline.settings)
+        event = parse_key_vault_event(event_type, data, pipeline.settings, topic=topic)
     except InvalidRequest as error:
         pipeline.refuse(error, trigger="rotation")
         return None
@@ -127,12 +131,13 @@ async def from_key_vault_event(
             raise RetryableFailure(outcome) from None
         return None
     log.info(
-        "Key Vault event %s (%s %s): applied %s, skipped %s, rejected %s, warned %s",
+        "Key Vault event %s (%s %s): applied %s, skipped %s, superseded %s, rejected %s, warned %s",
         event_id,
         event_type,
         event.name,
         report.applied,
         report.skipped,
+        report.superseded,
         report.rejected,
         report.warned,
     )

@@ -90,6 +90,9 @@ def _demo(work: Path) -> int:
         os.environ.update(stack.environment())
         os.environ["AzureWebJobsStorage"] = azurite.connection_string
         os.environ["REQUEST_QUEUE_NAME"] = QUEUE
+        # The stand-in vault's Key Vault events name it "standin-kv", as Key Vault's own events name a vault; the app
+        # trusts an event only from a vault it may use, so that vault's host is allowed too.
+        os.environ["KEY_VAULT_ALLOWED_HOSTS"] = f"{stack.keyvault.host},standin-kv.vault.azure.net"
         demo_token = os.urandom(16).hex()
         # The secrets' binding tags: each version may be sent for the demo's two targets and to its SCIM endpoint only.
         stack.keyvault.default_tags = {"provisioning-targets": f"{SP_ID} {APP_ID}", "provisioning-endpoints": SCIM_URL}
@@ -108,7 +111,9 @@ def _demo(work: Path) -> int:
             {"key": "UserName", "value": "provisioning-bot"},
         ]
         os.environ["CONNECTIONS_TABLE"] = "connections"
-        http_outcome, queue_report, lifecycle, rotation = asyncio.run(_run(azurite.connection_string, outcomes, stack))
+        http_outcome, queue_report, lifecycle, rotation, refused = asyncio.run(
+            _run(azurite.connection_string, outcomes, stack)
+        )
         print("== 1. HTTP: POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
         print(json.dumps(http_outcome, indent=2))
         print("\n== 2. Queue: `python -m shared enqueue`, then the queue trigger")
@@ -117,6 +122,8 @@ def _demo(work: Path) -> int:
         print(json.dumps({k: lifecycle[k] for k in ("outcome", "steps", "job", "error")}, indent=2))
         print("\n== 4. Rotation: a stored connection, a new secret version, Key Vault's event, a redelivery")
         print(rotation["report"])
+        print("\n== 5. A secret goes only where its owner sends it: another address, refused before Graph is called")
+        print(refused["report"])
         _shutdown_telemetry()  # everything exported, so that the ingestion stand-in has seen it all
         _print_seen(stack)
         ok = (
@@ -125,7 +132,8 @@ def _demo(work: Path) -> int:
             and lifecycle.get("outcome") == "succeeded"
             and (lifecycle.get("job") or {}).get("quarantine") is None
             and rotation["ok"]
-            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 4
+            and refused["ok"]
+            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 5
         )
         return 0 if ok else 1
     finally:
@@ -137,7 +145,7 @@ def _demo(work: Path) -> int:
 
 async def _run(
     connection_string: str, outcomes: _Outcomes, stack: Any
-) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     import azure.functions as func
 
     import function_app
@@ -193,7 +201,8 @@ async def _run(
         )
         lifecycle = dict(json.loads((await handler(lifecycle_request)).get_body()))
         rotation = await _rotation(stack, outcomes)
-        return http_outcome, report, lifecycle, rotation
+        refused = await _refused(stack, handler)
+        return http_outcome, report, lifecycle, rotation, refused
     finally:
         await runtime.aclose()  # the pipeline and the connection store (its Table client's session), on this loop
 
@@ -298,9 +307,47 @@ async def _rotation(stack: Any, outcomes: _Outcomes) -> dict[str, Any]:
         outcome["outcome"] == "succeeded"
         and saved.get("SecretToken") == new_value
         and len(stack.graph.seen) == before
-        and version in stored["appliedVersions"].values()
+        and version in [entry["version"] for entry in stored["appliedVersions"].values()]
     )
     return {"report": "\n".join(lines), "ok": ok}
+
+
+async def _refused(stack: Any, handler: Any) -> dict[str, Any]:
+    """The confused-deputy attempt: a caller names the demo's secret with an address of their own."""
+    import azure.functions as func
+
+    attacker = "https://collector.attacker.example/scim"
+    body = {
+        "credentials": [
+            {"key": "BaseAddress", "value": attacker},
+            {"key": "SecretToken", "secretRef": "scim-token"},
+        ],
+        "steps": ["validateCredentials"],
+        "dryRun": True,
+        "correlationId": "demo-attacker",
+    }
+    request = func.HttpRequest(
+        "POST",
+        f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
+        route_params={"id": SP_ID},
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
+    before = len(stack.graph.seen)
+    response = await handler(request)
+    problem = json.loads(response.get_body())
+    error = problem.get("error") or {}
+    calls = len(stack.graph.seen) - before
+    report = "\n".join(
+        [
+            f"the secret's tags: {json.dumps(stack.keyvault.default_tags)}",
+            f"POST with BaseAddress={attacker} and SecretToken=scim-token -> {response.status_code} {error.get('code')}",
+            f"  {error.get('message')}",
+            f"  Graph calls made: {calls}",
+        ]
+    )
+    ok = response.status_code == 403 and error.get("code") == "endpointNotBound" and calls == 0
+    return {"report": report, "ok": ok}
 
 
 def main() -> int:

@@ -260,6 +260,7 @@ async def test_the_event_grid_path_is_refused_too(entra, attacker, outcomes):
 def conn(entra, azurite, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("CONNECTIONS_TABLE", "bind" + uuid.uuid4().hex[:12])
+    monkeypatch.setenv("KEY_VAULT_ALLOWED_HOSTS", f"{entra.keyvault.host},standin-kv.vault.azure.net")
     entra.graph.stored_secrets[SP_ID] = [{"key": "BaseAddress", "value": SCIM_URL}]
     return entra
 

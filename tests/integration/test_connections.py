@@ -26,6 +26,8 @@ NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 def conn_env(app_env, azurite, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("CONNECTIONS_TABLE", "conn" + uuid.uuid4().hex[:12])
+    # The stand-in vault's events name it "standin-kv", as Key Vault's own events name a vault: it is allowed.
+    monkeypatch.setenv("KEY_VAULT_ALLOWED_HOSTS", f"{app_env.keyvault.host},standin-kv.vault.azure.net")
     app_env.graph.jobs[SP_ID] = {JOB: new_job(JOB)}
     app_env.graph.stored_secrets[SP_ID] = [{"key": "BaseAddress", "value": SCIM_URL}]
     return app_env
@@ -100,12 +102,47 @@ async def test_a_connection_is_created_read_replaced_and_deleted(conn_env):
     assert (stored["lastOutcome"], stored["appliedVersions"]) == (None, {})
     read = await get("contoso-scim")
     assert payload(read)["etag"] == stored["etag"]
-    replaced = await put("contoso-scim", connection_body(steps=["validateCredentials", "acquireAccessToken"]))
+    steps = ["validateCredentials", "acquireAccessToken"]
+    replaced = await put("contoso-scim", connection_body(steps=steps), {"If-Match": stored["etag"]})
     assert replaced.status_code == 200
     assert payload(replaced)["etag"] != stored["etag"]
-    assert (await delete("contoso-scim")).status_code == 204
+    assert (await delete("contoso-scim", {"If-Match": payload(replaced)["etag"]})).status_code == 204
     assert (await get("contoso-scim")).status_code == 404
-    assert (await delete("contoso-scim")).status_code == 404
+    assert (await delete("contoso-scim", {"If-Match": "*"})).status_code == 404
+
+
+async def test_replacing_or_deleting_without_if_match_is_428_and_changes_nothing(conn_env, caplog):
+    created = payload(await put("guarded", connection_body()))
+    for response in (await put("guarded", connection_body(dryRun=True)), await delete("guarded")):
+        assert response.status_code == 428
+        assert payload(response)["error"]["code"] == "preconditionRequired"
+    assert payload(await get("guarded"))["etag"] == created["etag"]
+    assert created["createdBy"] == created["updatedBy"] == "functionKey"
+
+
+async def test_every_change_emits_a_connection_changed_event_naming_hosts_and_secrets_never_values(conn_env, caplog):
+    with caplog.at_level(logging.INFO, logger="shared.events"):
+        created = payload(await put("audited", connection_body()))
+        moved = connection_body(credentials=[{"key": "BaseAddress", "value": "https://scim.other.example/v2"},
+                                             {"key": "SecretToken", "secretRef": "scim-token"}])  # fmt: skip
+        replaced = payload(await put("audited", moved, {"If-Match": created["etag"]}))
+        await delete("audited", {"If-Match": replaced["etag"]})
+    events = [
+        json.loads(r.getMessage().split(" ", 1)[1])
+        for r in caplog.records
+        if r.name == "shared.events" and r.getMessage().startswith("ConnectionChanged ")
+    ]
+    assert [(e["connection"], e["change"], e["by"]) for e in events] == [
+        ("audited", "created", "functionKey"),
+        ("audited", "replaced", "functionKey"),
+        ("audited", "deleted", "functionKey"),
+    ]
+    host = conn_env.keyvault.host
+    assert (events[0].get("hostsBefore"), events[0]["hostsAfter"]) == ("", "scim.example.com")
+    assert (events[1]["hostsBefore"], events[1]["hostsAfter"]) == ("scim.example.com", "scim.other.example")
+    assert events[1]["secretsAfter"] == f"{host}/secrets/scim-token"
+    assert events[2]["target"] == SP_ID
+    assert CANARY_TOKEN not in json.dumps(events)
 
 
 async def test_if_match_and_if_none_match_are_honoured(conn_env):
@@ -187,7 +224,9 @@ async def test_running_a_connection_records_its_outcome_and_the_versions_it_appl
     assert stored["lastOutcome"]["outcome"] == "succeeded"
     assert stored["lastOutcome"]["correlationId"] == "cx"
     version = conn_env.keyvault.secrets["scim-token"][-1].version
-    assert stored["appliedVersions"] == {f"{conn_env.keyvault.url}/secrets/scim-token": version}
+    [(secret, applied)] = stored["appliedVersions"].items()
+    assert (secret, applied["version"]) == (f"{conn_env.keyvault.url}/secrets/scim-token", version)
+    assert applied["created"].endswith("Z")  # when Key Vault created the version: a later one never goes back
     assert (await run("missing")).status_code == 404
     text = json.dumps(stored)
     for canary in CANARIES:
@@ -226,7 +265,7 @@ async def test_a_new_secret_version_is_applied_to_every_connection_that_uses_it(
     assert all(o["outcome"] == "succeeded" for o in rotation)
     secret_id = f"{conn_env.keyvault.url}/secrets/scim-token"
     for name in ("uses-it", "also-uses-it"):
-        assert payload(await get(name))["appliedVersions"][secret_id] == version
+        assert payload(await get(name))["appliedVersions"][secret_id]["version"] == version
     assert payload(await get("does-not"))["appliedVersions"] == {}
 
 
@@ -279,7 +318,8 @@ async def test_quirky_event_data_is_read_defensively(conn_env):
     version = rotate(conn_env, "quirky-rotated-value-77")
     event = json.loads(conn_env.keyvault.event(NEW_VERSION, "scim-token"))
     event["data"] = {"id": " " + event["data"]["Id"] + " ", "objectName": " scim-token ", "version": f" {version} ",
-                     "NBF": 1559081980, "EXP": "not a number", "ObjectType": " Secret "}  # fmt: skip
+                     "vaultName": " standin-kv ", "NBF": 1559081980, "EXP": "not a number",
+                     "ObjectType": " Secret "}  # fmt: skip
     await deliver(json.dumps(event))
     assert conn_env.graph.stored_secrets[SP_ID][-1]["value"] == "quirky-rotated-value-77"
 
@@ -324,7 +364,8 @@ async def test_a_connection_deleted_while_rotation_runs_is_skipped(conn_env):
         def __getattr__(self, name):
             return getattr(store, name)
 
-    event = KeyVaultEvent(NEW_VERSION, None, conn_env.keyvault.url, "scim-token", "v2", None)
+    current = conn_env.keyvault.secrets["scim-token"][-1].version
+    event = KeyVaultEvent(NEW_VERSION, None, conn_env.keyvault.url, "scim-token", current, None)
     report = await handle_key_vault_event(event, store=Vanishing(), pipeline=get_pipeline())
     assert report.skipped == ["gone"]
     assert conn_env.graph.seen == []
@@ -363,7 +404,11 @@ async def test_expiry_events_warn_once_per_connection_and_call_nothing(conn_env,
     conn_env.keyvault.set_secret("scim-token", CANARY_TOKEN, expires=1893456000)
     with caplog.at_level(logging.INFO, logger="shared.events"):
         await deliver(conn_env.keyvault.event(event_type, "scim-token", schema="cloudevents"))
-    warnings = [json.loads(r.getMessage().split(" ", 1)[1]) for r in caplog.records if r.name == "shared.events"]
+    warnings = [
+        json.loads(r.getMessage().split(" ", 1)[1])
+        for r in caplog.records
+        if r.name == "shared.events" and r.getMessage().startswith("SecretExpiryWarning ")
+    ]
     assert sorted(w["connection"] for w in warnings) == ["expiring-a", "expiring-b"]
     assert warnings[0]["secret"] == "scim-token"
     assert warnings[0]["expires"] == "2030-01-01T00:00:00Z"
@@ -371,6 +416,7 @@ async def test_expiry_events_warn_once_per_connection_and_call_nothing(conn_env,
 
 
 async def test_table_storage_down_is_503_and_a_rotation_is_retried(app_env, monkeypatch):
+    monkeypatch.setenv("KEY_VAULT_ALLOWED_HOSTS", f"{app_env.keyvault.host},standin-kv.vault.azure.net")
     monkeypatch.setenv("AzureWebJobsStorage", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
                        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
                        "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;")  # fmt: skip

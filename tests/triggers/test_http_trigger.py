@@ -36,8 +36,10 @@ async def call_sp(body, sp_id=SP_ID, headers=None):
     return await user_function(function_app.acquire_for_service_principal)(request)
 
 
-async def call_app(body, app_id=APP_ID):
-    request = post(f"applications/{app_id}/synchronization/acquireAccessToken", body, route_params={"id": app_id})
+async def call_app(body, app_id=APP_ID, headers=None):
+    request = post(
+        f"applications/{app_id}/synchronization/acquireAccessToken", body, route_params={"id": app_id}, headers=headers
+    )
     return await user_function(function_app.acquire_for_application)(request)
 
 
@@ -67,6 +69,7 @@ def test_the_app_declares_the_contracts_routes_with_their_auth_levels(app_functi
         "applications/{id}/synchronization/acquireAccessToken": (("POST",), "function"),
         "acquireAccessToken": (("POST",), "function"),
         "health": (("GET",), "anonymous"),
+        "health/detail": (("GET",), "function"),
         "openapi.json": (("GET",), "anonymous"),
         "swagger.json": (("GET",), "anonymous"),
         "connections/{name}": (("GET", "PUT", "DELETE"), "function"),
@@ -184,16 +187,20 @@ def principal(*roles: str) -> str:
     return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
 
 
-async def test_the_required_app_role_is_checked_on_every_acquire_route(app_env, monkeypatch):
-    monkeypatch.setenv("REQUIRED_APP_ROLE", "Provisioning.Authorize")
+async def test_with_entra_every_acquire_route_needs_an_operator(app_env, monkeypatch):
+    monkeypatch.setenv("CALLER_AUTH", "entra")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     problem = problem_of(await call_sp(path_body()), 403)
     assert problem["error"]["code"] == "callerNotAuthorized"
     problem = problem_of(await call_body(request_body(), headers={"X-MS-CLIENT-PRINCIPAL": principal("Other")}), 403)
-    assert "does not hold the app role" in problem["detail"]
+    assert problem["detail"] == "this route needs the app role Provisioning.Operator"
     problem_of(await call_body(request_body(), headers={"X-MS-CLIENT-PRINCIPAL": "%%%"}), 403)
     assert app_env.graph.seen == []
-    response = await call_sp(path_body(), headers={"X-MS-CLIENT-PRINCIPAL": principal("Provisioning.Authorize")})
-    assert response.status_code == 200, response.get_body()
+    for role in ("Provisioning.Operator", "Provisioning.Admin"):
+        response = await call_sp(path_body(), headers={"X-MS-CLIENT-PRINCIPAL": principal(role)})
+        assert response.status_code == 200, response.get_body()
+        response = await call_app(path_body(), headers={"X-MS-CLIENT-PRINCIPAL": principal(role)})
+        assert response.status_code == 200, response.get_body()
 
 
 def get(route: str) -> func.HttpRequest:
@@ -204,7 +211,7 @@ def test_health_reports_the_effective_settings_without_secrets(app_env, monkeypa
     monkeypatch.setenv(
         "APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000000"
     )
-    response = user_function(function_app.health_check)(get("health"))
+    response = user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 200
     body = payload(response)
     assert body["status"] == "healthy"
@@ -217,11 +224,36 @@ def test_health_reports_the_effective_settings_without_secrets(app_env, monkeypa
 
 def test_health_names_a_setting_that_cannot_be_parsed(app_env, monkeypatch):
     monkeypatch.setenv("SECRET_CACHE_SECONDS", "forever")
-    response = user_function(function_app.health_check)(get("health"))
+    response = user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 503
     assert payload(response)["problems"] == [
         {"setting": "SECRET_CACHE_SECONDS", "problem": "must be a number, not 'forever'"}
     ]
+    anonymous = user_function(function_app.health_check)(get("health"))
+    assert (anonymous.status_code, payload(anonymous)) == (
+        503,
+        {"status": "unhealthy", "problems": [{"setting": "SECRET_CACHE_SECONDS"}]},
+    )
+
+
+def test_anonymous_health_discloses_no_configuration(app_env, monkeypatch):
+    monkeypatch.setenv("ALLOW_INLINE_SECRETS", "true")
+    response = user_function(function_app.health_check)(get("health"))
+    assert (response.status_code, payload(response)) == (200, {"status": "healthy"})
+    text = response.get_body().decode()
+    for disclosed in (app_env.keyvault.host, "inline", "Provisioning", "graph"):
+        assert disclosed.lower() not in text.lower()
+
+
+def test_health_says_entra_callers_cannot_be_trusted_without_app_service_authentication(app_env, monkeypatch):
+    monkeypatch.setenv("CALLER_AUTH", "entra")
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    anonymous = user_function(function_app.health_check)(get("health"))
+    assert (anonymous.status_code, payload(anonymous)["problems"]) == (503, [{"setting": "CALLER_AUTH"}])
+    detail = payload(user_function(function_app.health_detail)(get("health/detail")))
+    assert "WEBSITE_AUTH_ENABLED" in detail["problems"][0]["problem"]
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    assert user_function(function_app.health_check)(get("health")).status_code == 200
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])
@@ -230,7 +262,7 @@ def test_health_names_a_missing_setting_the_host_needs_for_a_binding_expression(
         monkeypatch.delenv("REQUEST_QUEUE_NAME")
     else:
         monkeypatch.setenv("REQUEST_QUEUE_NAME", value)
-    response = user_function(function_app.health_check)(get("health"))
+    response = user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 503
     [problem] = payload(response)["problems"]
     assert problem["setting"] == "REQUEST_QUEUE_NAME"

@@ -23,10 +23,12 @@ def test_secret_binding_is_required_or_off_and_health_warns_when_off():
 
     assert Settings.from_env({"SECRET_BINDING": "OFF"}).secret_binding == "off"
     env = {"SECRET_BINDING": "off", "REQUEST_QUEUE_NAME": "q-1", "SWEEP_SCHEDULE": "0 0 6 * * *"}
-    status, report = health(env)
+    status, report = health(env, detail=True)
     assert status == 200
     assert any(w.startswith("SECRET_BINDING is off:") for w in report["warnings"])
-    assert not any(w.startswith("SECRET_BINDING") for w in health({**env, "SECRET_BINDING": ""})[1]["warnings"])
+    assert not any(
+        w.startswith("SECRET_BINDING") for w in health({**env, "SECRET_BINDING": ""}, detail=True)[1]["warnings"]
+    )
 
 
 def test_national_clouds_change_the_graph_root_and_the_scope_follows():
