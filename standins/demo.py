@@ -341,7 +341,8 @@ async def _refused(stack: Any, handler: Any) -> dict[str, Any]:
     report = "\n".join(
         [
             f"the secret's tags: {json.dumps(stack.keyvault.default_tags)}",
-            f"POST with BaseAddress={attacker} and SecretToken=scim-token -> {response.status_code} {error.get('code')}",
+            f"POST with BaseAddress={attacker} and SecretToken=scim-token",
+            f"  -> {response.status_code} {error.get('code')}",
             f"  {error.get('message')}",
             f"  Graph calls made: {calls}",
         ]
