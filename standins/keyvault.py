@@ -133,6 +133,7 @@ class KeyVaultStandIn(StandIn):
         if seen.method not in ("GET", "PATCH") or not match:
             return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] and PATCH of a version are served")
         name, version = match.group("name"), match.group("version") or None
+        name = next((known for known in self.secrets if known.lower() == name.lower()), name)  # names ignore case
         if seen.method == "PATCH":
             return self._update(seen, claims, name, version)
         if name in self.forbidden:
