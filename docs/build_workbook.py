@@ -17,6 +17,7 @@ PANELS = [
     ("rotations-applied.kql", "Key Vault rotations applied to connections", "table"),
     ("expiring-secrets.kql", "Secrets expiring soon or expired, per connection", "table"),
     ("quarantined-jobs.kql", "Provisioning jobs in quarantine", "table"),
+    ("connection-changes.kql", "Connection changes: who, what, where it points", "table"),
 ]
 
 

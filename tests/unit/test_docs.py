@@ -44,11 +44,12 @@ def test_every_dimension_a_query_reads_is_one_the_app_emits():
     emitted = set(dimensions(full)) | {"steps", "jobStatus", "connection"}
     emitted |= set(Health(connection="c").properties())
     emitted |= {"connection", "vault", "secret", "expires", "expired", "eventType"}  # SecretExpiryWarning
+    emitted |= {"change", "by", "byObjectId", "target", "hostsBefore", "hostsAfter", "secretsBefore", "secretsAfter"}
     queries = sorted((DOCS / "queries").glob("*.kql"))
-    assert len(queries) == 6
+    assert len(queries) == 7
     for path in queries:
         text = path.read_text()
-        assert re.search(r'name (==|in) \(?"(AcquireAccessTokenOutcome|ConnectionHealth|SecretExpiryWarning)"', text)
+        assert re.search(r'name (==|in) \(?"(AcquireAccessTokenOutcome|ConnectionHealth|SecretExpiryWarning|ConnectionChanged)"', text)
         used = set(re.findall(r"customDimensions\.(\w+)", text))
         assert used, path.name
         assert used <= emitted, f"{path.name} reads dimensions the app never emits: {used - emitted}"
