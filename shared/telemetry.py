@@ -15,6 +15,11 @@ Python worker configures Azure Monitor itself and hands each invocation's trace 
 (Core Tools without that setting, the CLI) :func:`configure` does it from ``APPLICATIONINSIGHTS_CONNECTION_STRING``.
 Unset, telemetry is logs only. ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (identity-based ingestion) is read
 by the exporter itself. No value and no token is ever set on an event, a metric or a span: key names only.
+
+The exporter batches log records and sends them every 5 s. A fresh process's first outcome is sent at once
+instead (one export, in a background thread): on Flex Consumption every cold start is a fresh worker, and a
+worker stopped before its first scheduled export (SIGTERM runs no exit handlers) would lose exactly that outcome.
+:func:`shutdown` flushes and shuts the providers down, for a process that ends on its own terms.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "emit_outcome",
     "flush",
     "hold_sdk_loggers",
+    "shutdown",
     "span",
 ]
 
@@ -130,14 +136,66 @@ def configure(connection_string: str | None) -> bool:
         return True
 
 
-def flush(timeout_millis: int = 10_000) -> None:
-    """Export what is buffered (the CLI calls this before it exits)."""
+def _providers() -> tuple[object, object, object]:
     from opentelemetry import _logs, metrics, trace
 
-    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()):
+    return trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()
+
+
+def flush(timeout_millis: int = 10_000) -> None:
+    """Export what is buffered (the CLI calls this before it exits)."""
+    for provider in _providers():
         force_flush = getattr(provider, "force_flush", None)
         if callable(force_flush):
             force_flush(timeout_millis)
+
+
+_shut_down = False
+
+
+def shutdown(timeout_millis: int = 5_000) -> None:
+    """Export what is buffered, then shut the providers down; idempotent. After it nothing more is exported."""
+    global _shut_down
+    with _lock:
+        if _shut_down:
+            return
+        _shut_down = True
+    flush(timeout_millis)
+    for provider in _providers():
+        stop = getattr(provider, "shutdown", None)
+        if callable(stop):
+            stop()
+
+
+_first_outcome_sent = False
+
+
+def _send_first_outcome() -> None:
+    """Export this process's first outcome now rather than at the exporter's next scheduled batch, once.
+
+    The export runs in a daemon thread (the invocation does not wait for ingestion); its HTTP call is made with
+    instrumentation suppressed, like every export, so it neither traces nor logs into telemetry."""
+    global _first_outcome_sent
+    if _first_outcome_sent:
+        return
+    _first_outcome_sent = True
+    from opentelemetry import _logs, trace
+
+    flushes = [
+        force_flush
+        for force_flush in (
+            getattr(_logs.get_logger_provider(), "force_flush", None),  # the outcome event
+            getattr(trace.get_tracer_provider(), "force_flush", None),  # its request's dependencies
+        )
+        if callable(force_flush)
+    ]
+    if flushes:  # nothing to send without an SDK provider (telemetry off: logs only)
+
+        def send() -> None:
+            for force_flush in flushes:
+                force_flush(5_000)
+
+        threading.Thread(target=send, name="telemetry-first-outcome", daemon=True).start()
 
 
 def dimensions(outcome: Outcome) -> dict[str, str]:
@@ -199,3 +257,4 @@ def emit_outcome(outcome: Outcome) -> None:
     outcomes, duration = _instruments()
     outcomes.add(1, attributes)
     duration.record(outcome.duration_ms, attributes)
+    _send_first_outcome()

@@ -3,13 +3,15 @@
 One worker for the whole suite, as one worker process serves a host: it is initialised (which indexes the app),
 asked for the function metadata and has every function loaded, with telemetry configured the way Azure configures
 it (the worker calls Azure Monitor's distro at start-up, ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``, with
-the logger named by ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` from local.settings.sample.json).
+the logger named by ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME``, both read from the app settings that
+infra/app/function.bicep deploys).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,17 +27,24 @@ def sample_settings() -> dict[str, str]:
     return json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 
+def deployed_settings() -> dict[str, str]:
+    """The app settings infra/app/function.bicep gives the function app whose value is a literal."""
+    bicep = (ROOT / "infra" / "app" / "function.bicep").read_text()
+    return dict(re.findall(r"\{ name: '([A-Za-z0-9_]+)', value: '([^'$]*)' \}", bicep))
+
+
 @pytest.fixture(scope="session")
 async def worker(stack: Stack) -> AsyncIterator[object]:
     from tests.worker.host import WorkerHost
 
     sample = sample_settings()
+    deployed = deployed_settings()
     os.environ.update(stack.environment())
     os.environ.update(
         {
             "FUNCTIONS_WORKER_RUNTIME": "python",
-            "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": sample["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"],
-            "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": sample["PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"],
+            "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": deployed["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"],
+            "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": deployed["PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"],
             "REQUEST_QUEUE_NAME": sample["REQUEST_QUEUE_NAME"],
             # Export every 100 ms rather than every 5 s: telemetry that feeds itself shows up within seconds.
             "OTEL_BLRP_SCHEDULE_DELAY": "100",
