@@ -23,6 +23,7 @@ EXPECTED = {
     "acquire_for_application": ("httpTrigger", ["POST"], APP_ROUTE, "FUNCTION"),
     "acquire_access_token": ("httpTrigger", ["POST"], "acquireAccessToken", "FUNCTION"),
     "health_check": ("httpTrigger", ["GET"], "health", "ANONYMOUS"),
+    "health_detail": ("httpTrigger", ["GET"], "health/detail", "FUNCTION"),
     "openapi": ("httpTrigger", ["GET"], "openapi.json", "ANONYMOUS"),
     "swagger": ("httpTrigger", ["GET"], "swagger.json", "ANONYMOUS"),
     "connection": ("httpTrigger", ["GET", "PUT", "DELETE"], "connections/{name}", "FUNCTION"),
@@ -189,8 +190,9 @@ async def test_bad_http_input_gets_a_problem_reply_never_a_worker_failure(worker
 
 
 async def test_the_caller_role_is_read_from_the_lower_cased_principal_header(worker, app_env, monkeypatch):
-    monkeypatch.setenv("REQUIRED_APP_ROLE", "Provisioning.Authorize")
-    principal = {"auth_typ": "aad", "claims": [{"typ": "roles", "val": "Provisioning.Authorize"}]}
+    monkeypatch.setenv("CALLER_AUTH", "entra")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # App Service Authentication on, as CALLER_AUTH=entra needs
+    principal = {"auth_typ": "aad", "claims": [{"typ": "roles", "val": "Provisioning.Operator"}]}
     encoded = base64.b64encode(json.dumps(principal).encode()).decode()
     path = f"servicePrincipals/{SP_ID}/synchronization/acquireAccessToken"
     body = json.dumps(request_body(servicePrincipalId=None)).encode()
