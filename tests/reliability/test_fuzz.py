@@ -169,7 +169,8 @@ principals = st.one_of(
     ),
 )
 def test_caller_role_checks_never_fail_on_any_principal_header(fuzz_env, loop, monkeypatch, principal, extra):
-    monkeypatch.setenv("REQUIRED_APP_ROLE", "Provisioning.Authorize")
+    monkeypatch.setenv("CALLER_AUTH", "entra")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # App Service Authentication on, as CALLER_AUTH=entra needs
     handler = function_app.acquire_access_token.build().get_user_function()
     body = json.dumps(
         {"servicePrincipalId": str(uuid.uuid4()), "credentials": [{"key": "Url", "value": "x"}], "dryRun": True}
