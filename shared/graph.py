@@ -16,7 +16,8 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import (
     CredentialsRejected,
@@ -256,6 +257,35 @@ def _common(response: httpx.Response, what: str) -> ProvisioningError | None:
     return None
 
 
+Refusal = Callable[[str | None, str], ProvisioningError]  # (Graph's code, the detail) -> the app's error
+
+
+def _fail(response: httpx.Response, what: str, *, not_found: Refusal, otherwise: Refusal) -> NoReturn:
+    """The one error tail of every endpoint: the app's identity refused, then the endpoint's own map (404, else)."""
+    error = _common(response, what)
+    if error:
+        raise error
+    code, detail = _detail(response)
+    raise (not_found if response.status_code == 404 else otherwise)(code, detail)
+
+
+def _rejected(response: httpx.Response, prefix: str = "") -> Refusal:
+    """Graph refused the credentials themselves (its 400): 422, with Graph's code when it has one."""
+    status = response.status_code
+    return lambda code, detail: CredentialsRejected(prefix + detail, code=code or f"graph{status}")
+
+
+def _target_not_found(target: Target) -> Refusal:
+    def refusal(code: str | None, detail: str) -> ProvisioningError:
+        return TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+
+    return refusal
+
+
+def _no_job(target: Target, job_id: str) -> Refusal:
+    return lambda _code, detail: _job_not_found(target, job_id, detail)
+
+
 def _sp_path(target: Target) -> str:
     return f"/{target.graph_collection}/{target.id}/synchronization"
 
@@ -290,13 +320,7 @@ async def acquire_access_token(
     )
     if response.is_success:
         return
-    error = _common(response, "acquireAccessToken")
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
-    raise CredentialsRejected(detail, code=code or f"graph{response.status_code}")
+    _fail(response, "acquireAccessToken", not_found=_target_not_found(target), otherwise=_rejected(response))
 
 
 async def validate_credentials(
@@ -311,13 +335,7 @@ async def validate_credentials(
     )
     if response.is_success:
         return
-    error = _common(response, "validateCredentials")
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail)
-    raise CredentialsRejected(detail, code=code or f"graph{response.status_code}")
+    _fail(response, "validateCredentials", not_found=_no_job(target, job_id), otherwise=_rejected(response))
 
 
 async def list_jobs(client: GraphClient, target: Target, *, call: GraphCall) -> list[dict[str, Any]]:
@@ -326,13 +344,12 @@ async def list_jobs(client: GraphClient, target: Target, *, call: GraphCall) -> 
     if response.is_success:
         value = _json(response).get("value")
         return [job for job in value if isinstance(job, dict)] if isinstance(value, list) else []
-    error = _common(response, "listing synchronization jobs")
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
-    raise GraphRejected(f"listing synchronization jobs: {detail}", code=code)
+    _fail(
+        response,
+        "listing synchronization jobs",
+        not_found=_target_not_found(target),
+        otherwise=lambda code, detail: GraphRejected(f"listing synchronization jobs: {detail}", code=code),
+    )
 
 
 async def job_ids(client: GraphClient, target: Target, *, call: GraphCall) -> list[str]:
@@ -345,13 +362,12 @@ async def get_job(client: GraphClient, target: Target, job_id: str, *, call: Gra
     response = await client.send("GET", _job_path(target, job_id), call=call)
     if response.is_success:
         return job_state(job_id, _json(response))
-    error = _common(response, "reading the synchronization job")
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail)
-    raise GraphRejected(f"reading synchronization job {job_id!r}: {detail}", code=code)
+    _fail(
+        response,
+        "reading the synchronization job",
+        not_found=_no_job(target, job_id),
+        otherwise=lambda code, detail: GraphRejected(f"reading synchronization job {job_id!r}: {detail}", code=code),
+    )
 
 
 def job_state(job_id: str, job: dict[str, Any]) -> JobState:
@@ -395,8 +411,7 @@ async def get_secrets(client: GraphClient, target: Target, *, call: GraphCall) -
         if error:
             raise error
         if response.status_code == 404 and _detail(response)[0] == "Request_ResourceNotFound":
-            code, detail = _detail(response)
-            raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
+            raise _target_not_found(target)(*_detail(response))
     raise SecretsUnreadable(f"Graph answered {response.status_code} to reading the stored secrets")
 
 
@@ -407,13 +422,12 @@ async def put_secrets(client: GraphClient, target: Target, secrets: list[tuple[s
     )
     if response.is_success:
         return
-    error = _common(response, "saving secrets")
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise TargetNotFound(f"{target.type} {target.id} was not found in the tenant ({detail})", code=code)
-    raise CredentialsRejected(f"saving secrets: {detail}", code=code or f"graph{response.status_code}")
+    _fail(
+        response,
+        "saving secrets",
+        not_found=_target_not_found(target),
+        otherwise=_rejected(response, "saving secrets: "),
+    )
 
 
 async def start_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> None:
@@ -451,13 +465,13 @@ async def _job_action(
     )
     if response.is_success:
         return response
-    error = _common(response, action)
-    if error:
-        raise error
-    code, detail = _detail(response)
-    if response.status_code == 404:
-        raise _job_not_found(target, job_id, detail)
-    raise GraphRejected(f"{action}: {detail}", code=code or f"graph{response.status_code}")
+    status = response.status_code
+    _fail(
+        response,
+        action,
+        not_found=_no_job(target, job_id),
+        otherwise=lambda code, detail: GraphRejected(f"{action}: {detail}", code=code or f"graph{status}"),
+    )
 
 
 def on_demand_summary(answer: dict[str, Any]) -> dict[str, Any]:

@@ -252,7 +252,7 @@ class SecretResolver:
         self._missing_counter: Any = None
 
     async def resolve_all(self, references: Iterable[SecretReference]) -> list[str]:
-        """Resolve every reference concurrently; the first error wins, the others are cancelled."""
+        """Resolve every reference concurrently; the first error (in the references' order) is raised."""
         return [resolved.value for resolved in await self.resolve_all_versioned(references)]
 
     async def resolve_all_versioned(self, references: Iterable[SecretReference]) -> list[Resolved]:
@@ -260,12 +260,13 @@ class SecretResolver:
         refs = list(references)
         if not refs:
             return []
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self.resolve_versioned(ref)) for ref in refs]
-        except BaseExceptionGroup as failures:
-            raise failures.exceptions[0] from None
-        return [task.result() for task in tasks]
+        # Every read runs to its end, even after one has failed: a secret found missing is then remembered, so the
+        # next request naming it costs no read (cancelling the others would lose what their answers said).
+        answers = await asyncio.gather(*(self.resolve_versioned(ref) for ref in refs), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return [answer for answer in answers if isinstance(answer, Resolved)]
 
     async def resolve(self, reference: SecretReference) -> str:
         return (await self.resolve_versioned(reference)).value
