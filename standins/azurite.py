@@ -45,6 +45,7 @@ class Azurite:
                 "--skipApiVersionCheck",
                 "--loose",
                 "--silent",
+                "--disableTelemetry",  # Azurite's own usage telemetry: no files in the temporary folder, nothing sent
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -46,7 +46,14 @@ BOUND_TAGS = {"provisioning-targets": f"{SP_ID}, {APP_ID} {UNKNOWN_ID}", "provis
 def stack() -> Iterator[Stack]:
     stack = Stack(CA)
     yield stack
+    # The exporters go before the ingestion stand-in they send to (no retries against a closed port at exit).
+    from shared import telemetry
+
+    telemetry.shutdown(5_000)
     stack.stop()
+    import shutil
+
+    shutil.rmtree(_CA_DIR, ignore_errors=True)
 
 
 class _Everything(logging.Handler):
