@@ -189,7 +189,7 @@ async def list_connections(
         return hashlib.sha256(f"connections page from {name}".encode()).hexdigest()[:8]
 
     start = None
-    if continuation:
+    if continuation is not None:
         name, _, mark = continuation.rpartition(".")
         if not _NAME.fullmatch(name) or mark != check(name):
             raise InvalidRequest("continuationToken is not one a previous page gave: pass that page's token as it is")

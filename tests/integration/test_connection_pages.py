@@ -18,7 +18,7 @@ def table(app_env, azurite, monkeypatch):
     return app_env
 
 
-@pytest.mark.parametrize("token", ["garbage", "contoso-scim", "contoso-scim.00000000", "Not_A_Name"])
+@pytest.mark.parametrize("token", ["garbage", "contoso-scim", "contoso-scim.00000000", "Not_A_Name", ""])
 async def test_the_connection_list_answers_400_for_a_token_no_page_gave(table, token):
     for name in ("alpha", "beta"):
         assert (await put(name, request_body(correlationId=None))).status_code == 201
