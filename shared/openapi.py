@@ -22,7 +22,15 @@ def openapi_document() -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     schemas["CorrelationId"]["pattern"] = correlation_id_pattern()
     schemas["StepName"]["enum"] = list(STEP_NAMES)
-    scope = "(" + "|".join(RESET_SCOPES) + ")"
-    schemas["ResetScope"]["pattern"] = rf"^\s*{scope}\s*(,\s*{scope}\s*)*$"
+    schemas["ResetScope"]["pattern"] = _reset_scope_pattern()
     document["components"]["schemas"]["Credential"]["properties"]["secretRef"]["pattern"] = REFERENCE_PATTERN
     return document
+
+
+def _reset_scope_pattern() -> str:
+    """Every comma-separated combination of the reset scopes, each at most once (the code refuses a repeat)."""
+    from itertools import permutations
+
+    orders = [order for size in range(1, len(RESET_SCOPES) + 1) for order in permutations(RESET_SCOPES, size)]
+    alternatives = "|".join(r"\s*,\s*".join(order) for order in orders)
+    return rf"^\s*(?:{alternatives})\s*$"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -72,13 +72,11 @@ class Pipeline:
         *,
         resolver: SecretResolver,
         graph: GraphClient,
-        emit: Callable[[Outcome], None] = emit_outcome,
         credential: AsyncTokenCredential | None = None,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
         self.graph = graph
-        self._emit = emit
         self._credential = credential
 
     async def run(
@@ -137,7 +135,7 @@ class Pipeline:
 
     def _finish(self, run: _Run, error: ProvisioningError | None) -> Outcome:
         outcome = build_outcome(run, error)
-        self._emit(outcome)
+        emit_outcome(outcome)
         return outcome
 
     async def _steps(self, request: AcquireRequest, run: _Run) -> ProvisioningError | None:
@@ -152,7 +150,7 @@ class Pipeline:
         # endpoint and more, and nothing about one depends on the other.
         prefetch = self._prefetch_graph_token(request) if references else None
         try:
-            answers = await self.resolver.resolve_all_versioned(references.values())
+            answers = await self.resolver.resolve_all(references.values())
             resolved = {key: answer.value for key, answer in zip(references, answers, strict=True)}
             run.secrets.extend(resolved.values())
             credentials = [(c.key, resolved.get(c.key, c.value or "")) for c in request.credentials]

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -230,12 +230,10 @@ class SecretResolver:
         credential: AsyncTokenCredential,
         *,
         cache_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self._credential = credential
         self._cache_seconds = cache_seconds
-        self._clock = clock
         self._client_options = {
             "retry_total": 2,
             "retry_backoff_factor": 0.4,
@@ -251,12 +249,9 @@ class SecretResolver:
         self._missing: OrderedDict[SecretReference, tuple[float, ReferenceUnresolvable]] = OrderedDict()
         self._missing_counter: Any = None
 
-    async def resolve_all(self, references: Iterable[SecretReference]) -> list[str]:
-        """Resolve every reference concurrently; the first error (in the references' order) is raised."""
-        return [resolved.value for resolved in await self.resolve_all_versioned(references)]
-
-    async def resolve_all_versioned(self, references: Iterable[SecretReference]) -> list[Resolved]:
-        """Like :meth:`resolve_all`, with the secret version Key Vault answered for each reference."""
+    async def resolve_all(self, references: Iterable[SecretReference]) -> list[Resolved]:
+        """Resolve every reference concurrently (the values with their versions' properties); the first error, in
+        the references' order, is raised."""
         refs = list(references)
         if not refs:
             return []
@@ -268,13 +263,10 @@ class SecretResolver:
                 raise answer
         return [answer for answer in answers if isinstance(answer, Resolved)]
 
-    async def resolve(self, reference: SecretReference) -> str:
-        return (await self.resolve_versioned(reference)).value
-
     async def resolve_versioned(self, reference: SecretReference) -> Resolved:
         """A reference naming a version is its own cache entry: a pinned version never gets an older value."""
         cached = self._cache.get(reference)
-        now = self._clock()
+        now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
         missing = self._missing.get(reference)
@@ -292,7 +284,7 @@ class SecretResolver:
             value = await self._fetch(reference)
         except BaseException as exc:
             if isinstance(exc, ReferenceUnresolvable) and exc.code == "SecretNotFound":
-                self._missing[reference] = (self._clock() + NOT_FOUND_SECONDS, exc)
+                self._missing[reference] = (time.monotonic() + NOT_FOUND_SECONDS, exc)
                 while len(self._missing) > MAX_CACHED_SECRETS:
                     self._missing.popitem(last=False)
             if not future.done():
@@ -302,7 +294,7 @@ class SecretResolver:
         else:
             future.set_result(value)
             if self._cache_seconds > 0:
-                self._cache[reference] = (self._clock() + self._cache_seconds, value)
+                self._cache[reference] = (time.monotonic() + self._cache_seconds, value)
                 self._cache.move_to_end(reference)
                 while len(self._cache) > MAX_CACHED_SECRETS:
                     self._cache.popitem(last=False)

@@ -165,10 +165,6 @@ class Settings:
             sweep_expiry_days=int(_number("SWEEP_EXPIRY_DAYS", get("SWEEP_EXPIRY_DAYS"), 30, 1, 3650, whole=True)),
         )
 
-    @property
-    def graph_base_url(self) -> str:
-        return f"{self.graph_endpoint}/{self.graph_api_version}"
-
 
 def _https_root(name: str, value: str) -> str:
     parts = urlsplit(value)

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from shared.store import ConnectionNotFound, ConnectionRecord, MemoryStore, PreconditionFailed, TableStore
+from shared.store import ConnectionNotFound, ConnectionRecord, PreconditionFailed, TableStore
+from tests.fakes import MemoryStore
 
 SECRET = "https://kv.example/secrets/scim-token"
 

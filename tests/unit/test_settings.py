@@ -5,7 +5,7 @@ from shared.settings import Settings, SettingsError
 
 def test_defaults_follow_the_contract():
     settings = Settings.from_env({})
-    assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert (settings.graph_endpoint, settings.graph_api_version) == ("https://graph.microsoft.com", "v1.0")
     assert settings.graph_scope == "https://graph.microsoft.com/.default"
     assert settings.secret_cache_seconds == 300
     assert settings.allow_inline_secrets is False
@@ -35,7 +35,7 @@ def test_national_clouds_change_the_graph_root_and_the_scope_follows():
     settings = Settings.from_env(
         {"GRAPH_ENDPOINT": "https://microsoftgraph.chinacloudapi.cn/", "GRAPH_API_VERSION": "beta"}
     )
-    assert settings.graph_base_url == "https://microsoftgraph.chinacloudapi.cn/beta"
+    assert (settings.graph_endpoint, settings.graph_api_version) == ("https://microsoftgraph.chinacloudapi.cn", "beta")
     assert settings.graph_scope == "https://microsoftgraph.chinacloudapi.cn/.default"
 
 
