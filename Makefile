@@ -12,7 +12,7 @@ PIP_INSTALL := -m pip install --quiet --disable-pip-version-check
 # (tests/unit/test_lock.py fails if one of them moved a runtime package).
 RUNTIME_INSTALL := $(PIP_INSTALL) --require-hashes -r requirements.txt
 
-.PHONY: test demo lint typecheck security install clean bench unit worker lock
+.PHONY: test demo serve lint typecheck security install clean bench unit worker lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ bench: $(VENV)-bench/.installed node_modules/.installed
 
 demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m standins.demo
+
+# The app's HTTP routes on http://localhost:7071 against the stand-ins and Azurite (no Azure, no Core Tools; `func start`
+# is the real host): prints the routes, a function key and a curl line; Ctrl-C stops everything. PORT=... to move it.
+PORT ?= 7071
+serve: $(VENV)/.installed node_modules/.installed
+	$(PY) -m standins.serve --port $(PORT)
 
 clean:
 	rm -rf $(VENV) $(VENV)-infra $(VENV)-bench $(VENV)-313 node_modules .pytest_cache .mypy_cache .ruff_cache

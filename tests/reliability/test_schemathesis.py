@@ -1,88 +1,26 @@
 """Schemathesis against the served OpenAPI 3.1 document: every operation, positive and negative data, a fixed seed.
 
-A small WSGI adapter plays the Functions host for HTTP: it matches the route, hands the request to the decorated
-function as an ``azure.functions.HttpRequest`` (route params, query, headers) and returns its reply; the function
-key is the host's business and is not checked here. The app runs against the stand-ins and Azurite. Schemathesis'
-checks: no 5xx but the documented ones, every status documented, every reply's content type and body matching the
-document, data the document calls valid accepted and data it calls invalid refused.
+The app is served by the same WSGI adapter as ``make serve`` (``standins.serve.FunctionsHost``): it matches the route,
+checks the function key as the host does (401 before any function), hands the request to the decorated function as
+an ``azure.functions.HttpRequest`` (route params, query, headers) and returns its reply. The app runs against the
+stand-ins and Azurite. Schemathesis' checks: no 5xx but the documented ones, every status documented, every reply's
+content type and body matching the document, data the document calls valid accepted and data it calls invalid
+refused.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
-import re
-import threading
-from urllib.parse import parse_qsl
 
-import azure.functions as func
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-import function_app
-from tests.conftest import indexed_functions
+from standins.serve import FunctionsHost
 
 FUNCTION_KEY = "schemathesis-function-key"
-ROUTES: list[tuple[re.Pattern[str], str, set[str], bool]] = []
-for function in indexed_functions():
-    trigger = function.get_trigger()
-    if trigger.type != "httpTrigger":
-        continue
-    pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(trigger.route))
-    methods = {getattr(m, "value", m) for m in trigger.methods}
-    anonymous = getattr(trigger.auth_level, "value", trigger.auth_level) == "anonymous"
-    ROUTES.append((re.compile(f"^/api/{pattern}$"), function.get_function_name(), methods, anonymous))
-
-
-class _Loop:
-    """One event loop in its own thread for the handlers, as the worker keeps one."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True, name="functions-host").start()
-
-    def run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-
-LOOP = _Loop()
-
-
-def host(environ, start_response):
-    """WSGI: route, build the HttpRequest the worker would, call the function, return its reply."""
-    path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
-    query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-    for pattern, name, methods, anonymous in ROUTES:
-        match = pattern.match(path)
-        if match and method in methods:
-            if not anonymous and FUNCTION_KEY not in (headers.get("x-functions-key"), query.get("code")):
-                start_response("401 Unauthorized", [("Content-Length", "0")])  # the host, before any function
-                return [b""]
-            request = func.HttpRequest(
-                method,
-                f"https://app.example{path}",
-                headers=headers,
-                params=query,
-                route_params=match.groupdict(),
-                body=body,
-            )
-            handler = getattr(function_app, name).build().get_user_function()
-            result = handler(request)
-            response = LOOP.run(result) if inspect.isawaitable(result) else result
-            reply_headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-type"]
-            reply_headers.append(("Content-Type", response.mimetype))
-            start_response(f"{response.status_code} X", reply_headers)
-            return [response.get_body()]
-    start_response("404 Not Found", [("Content-Type", "text/plain")])
-    return [b"no such route in the function app"]
+host = FunctionsHost(FUNCTION_KEY)
 
 
 CONFIG = SchemathesisConfig.from_dict(
@@ -127,4 +65,8 @@ def test_the_app_does_what_its_openapi_document_says(case, api_env):
     excluded = [unsupported_method]
     if not filter_body(None, case.body):
         excluded.append(positive_data_acceptance)  # a repeated key: a 400 the schema cannot foresee (see above)
+    if (case.query or {}).get("continuationToken"):
+        # A token is good only if a page gave it (it carries a check of the name it starts at): a made-up one of
+        # the right shape is a 400 the schema cannot foresee.
+        excluded.append(positive_data_acceptance)
     case.call_and_validate(headers={"x-functions-key": FUNCTION_KEY}, excluded_checks=excluded)
