@@ -110,6 +110,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     enqueue.add_argument("--account-url", help="https://<account>.queue.core.windows.net, signed in with Entra ID")
 
+    bind = commands.add_parser(
+        "bind",
+        help="bind a Key Vault secret to its targets and endpoints (tags on its current version)",
+        description="Sets the tags provisioning-targets and provisioning-endpoints on the secret's current version, "
+        "keeping its other tags, with your own credential (DefaultAzureCredential; needs Key Vault Secrets Officer). "
+        "The app sends the secret only to those targets, with only addresses under those endpoints. "
+        "Exit status: 0 bound, 2 invalid, 3 secret not found, 4 failed.",
+        parents=[common],
+    )
+    bind.add_argument("--secret", required=True, metavar="REF", help="a secretRef in any of the app's forms")
+    bind.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        required=True,
+        metavar="OBJECT_ID",
+        help="a service principal's or application's object id (repeat; about six fit in a tag)",
+    )
+    bind.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an https://host[:port][/path] prefix the secret's addresses must match (repeat); none: no address",
+    )
+
     connections = commands.add_parser(
         "connections",
         help="stored connections: put, get, list, delete, run",
@@ -120,13 +146,15 @@ def _parser() -> argparse.ArgumentParser:
     put = verbs.add_parser("put", help="create or replace a connection from a request file", parents=[common])
     put.add_argument("name")
     put.add_argument("--request", metavar="FILE", required=True, help="the request JSON; - for stdin")
-    put.add_argument("--if-match", metavar="ETAG", help="replace only if the connection still has this ETag")
+    put.add_argument("--if-match", metavar="ETAG", help="needed to replace: the ETag you read (get shows it), or '*'")
     put.add_argument("--if-none-match", metavar="*", help="'*': create only, never replace")
     for verb, text in (("get", "show a connection"), ("run", "run a connection's steps now")):
         verbs.add_parser(verb, help=text, parents=[common]).add_argument("name")
     remove = verbs.add_parser("delete", help="delete a connection", parents=[common])
     remove.add_argument("name")
-    remove.add_argument("--if-match", metavar="ETAG", help="delete only if the connection still has this ETag")
+    remove.add_argument(
+        "--if-match", metavar="ETAG", help="needed: the ETag you read (get shows it), or '*' for whatever it is now"
+    )
     listing = verbs.add_parser("list", help="list connections, a page at a time", parents=[common])
     listing.add_argument("--top", default=None, help="page size, 1 to 100 (default 50)")
     listing.add_argument("--continuation-token", default=None, help="the token a previous page gave")
@@ -228,6 +256,27 @@ def _build_pipeline() -> Pipeline:
         if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") and "connection string" in str(exc).lower():
             raise _SettingUnusable("APPLICATIONINSIGHTS_CONNECTION_STRING", exc) from None
         raise
+
+
+async def _bind(args: argparse.Namespace) -> int:
+    from azure.identity.aio import DefaultAzureCredential
+
+    from .bind import bind_secret
+    from .errors import ProvisioningError
+
+    settings = Settings.from_env()
+    credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    try:
+        result = await bind_secret(args.secret, args.target, args.endpoint, settings=settings, credential=credential)
+    except ProvisioningError as error:
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        if error.retryable:
+            return EXIT_FAILED
+        return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
+    finally:
+        await credential.close()
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
 
 
 def _storage_setting() -> str:
@@ -350,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code(outcome)
         if args.command == "connections":
             return asyncio.run(_connections(args))
+        if args.command == "bind":
+            return asyncio.run(_bind(args))
         from .queueing import enqueue_main
 
         return enqueue_main(_read(args.request), args)

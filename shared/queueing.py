@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, PolicyRefused
 from .request import parse_request
 from .settings import Settings
 
@@ -74,11 +74,16 @@ class _NoQueue(Exception):
 
 
 def enqueue(raw: bytes | str, *, connection_string: str | None = None, account_url: str | None = None) -> Any:
-    """Validate, encode and send one request to ``REQUEST_QUEUE_NAME``; returns the sent message."""
+    """Validate, apply the app's policy, encode and send one request to ``REQUEST_QUEUE_NAME``; returns the sent
+    message. What the app would refuse before any network call (a sensitive value inline, a target not in
+    ALLOWED_TARGETS, a vault host not allowed, an address with user information) is refused here, and never queued:
+    a secret value must never sit in a queue."""
+    from . import policy
+
+    settings = Settings.from_env()
+    policy.plan(parse_request(raw), settings)
     message = encode_message(raw)
-    client = queue_client(
-        Settings.from_env().request_queue_name, connection_string=connection_string, account_url=account_url
-    )
+    client = queue_client(settings.request_queue_name, connection_string=connection_string, account_url=account_url)
     with client:
         return client.send_message(message)
 
@@ -92,6 +97,9 @@ def enqueue_main(raw: bytes, args: argparse.Namespace) -> int:
     except InvalidRequest as exc:
         print(f"error: invalid request: {exc.message}", file=sys.stderr)
         return 2
+    except PolicyRefused as exc:
+        print(f"error: refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 3
     except _NoQueue as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4 if exc.setting is not None and not exc.setting.startswith("--") else 2

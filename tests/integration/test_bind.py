@@ -1,6 +1,7 @@
 """``python -m shared bind``'s work against the Key Vault stand-in: the two tags on the current version, the other
 tags kept, and the app then accepting exactly what the tags say."""
 
+import json
 import uuid
 
 import pytest
@@ -59,3 +60,38 @@ def test_bad_tags_are_refused_before_anything_is_written(targets, endpoints, sai
 def test_six_targets_fit_in_one_tag():
     tags = binding_tags([str(uuid.uuid4()) for _ in range(6)], [])
     assert len(tags["provisioning-targets"]) <= 256
+
+
+def test_the_bind_command_tags_the_current_version_and_the_app_then_accepts_it(app_env):
+    from tests.test_cli import acquire, cli
+
+    app_env.keyvault.set_secret("scim-token", CANARY_TOKEN, tags={"owner": "team-a"})
+    refused = acquire(f"BaseAddress={SCIM_URL}", "SecretToken=@scim-token")
+    assert refused.returncode == 3
+    assert "secretNotBound" in refused.stdout
+    bound = cli("bind", "--secret", "scim-token", "--target", SP_ID, "--endpoint", SCIM_URL)
+    assert bound.returncode == 0, bound.stderr
+    assert json.loads(bound.stdout)["tags"] == {
+        "owner": "team-a",
+        "provisioning-targets": SP_ID,
+        "provisioning-endpoints": SCIM_URL,
+    }
+    assert CANARY_TOKEN not in bound.stdout + bound.stderr
+    assert acquire(f"BaseAddress={SCIM_URL}", "SecretToken=@scim-token").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--secret", "scim-token", "--target", "nope"], 2),
+        (["--secret", "no-such-secret", "--target", SP_ID], 3),
+        (["--secret", "https://other-kv.vault.azure.net/secrets/x", "--target", SP_ID], 3),
+    ],
+)
+def test_the_bind_command_exits_as_acquire_does(app_env, args, code):
+    from tests.test_cli import cli
+
+    result = cli("bind", *args)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert app_env.keyvault.updates == []

@@ -467,7 +467,11 @@ def test_the_cli_mirrors_the_routes(conn_env, tmp_path):
     ran = cli("connections", "run", "cli-conn", env=env)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["trigger"] == "connection"
-    assert cli("connections", "delete", "cli-conn", env=env).returncode == 0
+    unguarded = cli("connections", "delete", "cli-conn", env=env)
+    assert unguarded.returncode == 3
+    assert "preconditionRequired" in unguarded.stderr
+    etag = json.loads(cli("connections", "get", "cli-conn", env=env).stdout)["etag"]
+    assert cli("connections", "delete", "cli-conn", "--if-match", etag, env=env).returncode == 0
     missing = cli("connections", "get", "cli-conn", env=env)
     assert missing.returncode == 3
     assert "connectionNotFound" in missing.stderr

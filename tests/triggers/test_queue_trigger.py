@@ -12,7 +12,7 @@ import pytest
 import function_app
 from shared.queueing import encode_message
 from standins.queue_host import QUEUES, QueueHost
-from tests.conftest import CANARIES, SP_ID, request_body
+from tests.conftest import CANARIES, SP_ID, UNKNOWN_ID, request_body
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -166,6 +166,39 @@ def test_enqueue_refuses_an_invalid_request_and_queues_nothing(queue_env):
     result = enqueue_cli({"credentials": [{"key": "Nope", "value": "x"}]})
     assert result.returncode == 2
     assert "invalid request" in result.stderr
+    assert queue_env.remaining() == []
+
+
+@pytest.mark.parametrize(
+    ("credentials", "env", "code"),
+    [
+        ([{"key": "SecretToken", "value": "inline-secret-xyz-0001"}], {}, "inlineSecretNotAllowed"),
+        (
+            [{"key": "SecretToken", "secretRef": "https://other-kv.vault.azure.net/secrets/x"}],
+            {},
+            "vaultHostNotAllowed",
+        ),
+        ([{"key": "SecretToken", "secretRef": "scim-token"}], {"ALLOWED_TARGETS": UNKNOWN_ID}, "targetNotAllowed"),
+    ],
+)
+def test_enqueue_applies_the_apps_policy_and_queues_nothing_it_would_refuse(
+    queue_env, monkeypatch, credentials, env, code
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = enqueue_cli(request_body(credentials=credentials))
+    assert result.returncode == 3, result.stderr
+    assert f"refused: {code}" in result.stderr
+    assert queue_env.remaining() == []
+    assert "inline-secret-xyz" not in result.stderr + result.stdout
+
+
+def test_enqueue_refuses_an_address_with_user_information(queue_env):
+    body = request_body(credentials=[{"key": "BaseAddress", "value": "https://u:pw-9876@scim.example.com/v2"},
+                                     {"key": "SecretToken", "secretRef": "scim-token"}])  # fmt: skip
+    result = enqueue_cli(body)
+    assert result.returncode == 2
+    assert "pw-9876" not in result.stderr
     assert queue_env.remaining() == []
 
 
