@@ -101,6 +101,7 @@ class AcquireRequest:
     reset_scope: str | None = None
     replace_secrets: bool = False
     on_demand: OnDemand | None = None
+    recovery: bool = False  # a stored connection's opt-in to recovery playbooks (docs/fleet.md); ignored otherwise
 
     @property
     def restart_scope(self) -> str:
@@ -545,6 +546,7 @@ _REQUEST = _Model(
         _Field("resetScope", "reset_scope", "string"),
         _Field("replaceSecrets", "replace_secrets", "boolean"),
         _Field("onDemand", "on_demand", "object", item=_ON_DEMAND),
+        _Field("recovery", "recovery", "boolean"),
     ),
     build=AcquireRequest,
     rules=(_target_rules, _credential_list_rules, _correlation_rules, _step_rules, _job_rules),

@@ -38,6 +38,8 @@ SETTING_NAMES = (
     "CONNECTIONS_TABLE",
     "SWEEP_SCHEDULE",
     "SWEEP_EXPIRY_DAYS",
+    "CONNECTION_QUEUE_NAME",
+    "RECOVERY_MIN_HOURS",
 )
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -78,6 +80,8 @@ class Settings:
     connections_table: str = "connections"
     sweep_schedule: str = "0 0 6 * * *"
     sweep_expiry_days: int = 30
+    connection_queue_name: str = "connection-work"
+    recovery_min_hours: float = 12.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,9 +136,7 @@ class Settings:
         if caller_auth not in ("key", "entra"):
             raise SettingsError("CALLER_AUTH", f"must be 'key' or 'entra', not {caller_auth!r}")
 
-        queue = get("REQUEST_QUEUE_NAME") or cls.request_queue_name
-        if not _QUEUE_NAME.fullmatch(queue):
-            raise SettingsError("REQUEST_QUEUE_NAME", f"{queue!r} is not a valid Storage queue name")
+        queue = _queue_name("REQUEST_QUEUE_NAME", get("REQUEST_QUEUE_NAME") or cls.request_queue_name)
 
         table = get("CONNECTIONS_TABLE") or cls.connections_table
         if not _TABLE_NAME.fullmatch(table) or table.lower() == "tables":
@@ -163,6 +165,10 @@ class Settings:
             connections_table=table,
             sweep_schedule=schedule,
             sweep_expiry_days=int(_number("SWEEP_EXPIRY_DAYS", get("SWEEP_EXPIRY_DAYS"), 30, 1, 3650, whole=True)),
+            connection_queue_name=_queue_name(
+                "CONNECTION_QUEUE_NAME", get("CONNECTION_QUEUE_NAME") or cls.connection_queue_name
+            ),
+            recovery_min_hours=_number("RECOVERY_MIN_HOURS", get("RECOVERY_MIN_HOURS"), 12.0, 0, 24 * 365),
         )
 
 
@@ -188,6 +194,12 @@ def _guid(name: str, value: str) -> str:
     if not GUID.fullmatch(value):
         raise SettingsError(name, f"{value!r} is not a GUID")
     return value.lower()
+
+
+def _queue_name(name: str, value: str) -> str:
+    if not _QUEUE_NAME.fullmatch(value):
+        raise SettingsError(name, f"{value!r} is not a valid Storage queue name")
+    return value
 
 
 def _boolean(name: str, value: str | None) -> bool:
