@@ -12,11 +12,12 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from .errors import InvalidRequest
 from .keys import SYNCHRONIZATION_SECRET_KEYS
 from .settings import GUID
+from .stepnames import JOB_STEPS, SERVICE_PRINCIPAL_STEPS, STEP_NAMES, StepName
 
 __all__ = [
     "DEFAULT_RESET_SCOPE",
@@ -28,6 +29,7 @@ __all__ = [
     "Credential",
     "JsonNumber",
     "OnDemand",
+    "StepName",
     "Subject",
     "Target",
     "decode_json",
@@ -45,12 +47,6 @@ _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _KEYS = frozenset(SYNCHRONIZATION_SECRET_KEYS)
 
 TargetType = Literal["servicePrincipal", "application"]
-StepName = Literal[
-    "validateCredentials", "acquireAccessToken", "saveSecrets", "startJob", "restartJob", "provisionOnDemand"
-]
-STEP_NAMES: tuple[str, ...] = get_args(StepName)
-# Steps that act on a synchronization job (they use jobId, or the service principal's only job).
-JOB_STEPS = frozenset({"validateCredentials", "startJob", "restartJob", "provisionOnDemand"})
 # Graph's synchronizationJobRestartScope values a restart may use. None, ConnectorDataStore and ForceDeletes are
 # refused: Graph documents them as not to be used, and ForceDeletes deletes objects in the target system.
 RESET_SCOPES = ("Watermark", "Escrows", "QuarantineState", "Full")
@@ -483,7 +479,7 @@ def _step_rules(values: dict[str, Any], fail: _Fail) -> None:
     if repeated:
         fail(None, f"'steps' names {', '.join(repeated)} more than once; each step runs at most once")
     if values.get("application_id") is not None and values.get("service_principal_id") is None:
-        others = [step for step in steps if step != "acquireAccessToken"]
+        others = [step for step in steps if step in SERVICE_PRINCIPAL_STEPS]
         if others:
             fail(None, f"step(s) {', '.join(others)} need a 'servicePrincipalId' target, not an application")
     if "provisionOnDemand" in steps and "on_demand" in values and values["on_demand"] is None:

@@ -17,13 +17,9 @@ from .graph import GraphClient, SecretsUnreadable
 from .keys import is_sensitive
 from .outcome import GraphCall, JobState
 from .request import AcquireRequest, Target
+from .stepnames import CHANGING_STEPS, DRY_RUN_STEPS, STEP_NAMES, StepName
 
-__all__ = ["CHANGING_STEPS", "STEPS", "StepContext", "StepDone"]
-
-# Steps that change something in Entra ID: after one of them, a later failure says what was already applied.
-CHANGING_STEPS = frozenset({"acquireAccessToken", "saveSecrets", "startJob", "restartJob", "provisionOnDemand"})
-# Steps that still run under dryRun (a dry run is a connection test); the others are skipped.
-DRY_RUN_STEPS = frozenset({"validateCredentials"})
+__all__ = ["CHANGING_STEPS", "DRY_RUN_STEPS", "STEPS", "Step", "StepContext", "StepDone"]
 
 
 @dataclass(frozen=True)
@@ -156,7 +152,10 @@ async def provision_on_demand(ctx: StepContext) -> StepDone:
     return StepDone(detail=summary)
 
 
-STEPS: dict[str, Callable[[StepContext], Awaitable[StepDone]]] = {
+Step = Callable[[StepContext], Awaitable[StepDone]]
+
+# The functions of the step table's rows (shared/stepnames.py), in its order.
+STEPS: dict[StepName, Step] = {
     "validateCredentials": validate_credentials,
     "acquireAccessToken": acquire_access_token,
     "saveSecrets": save_secrets,
@@ -164,3 +163,5 @@ STEPS: dict[str, Callable[[StepContext], Awaitable[StepDone]]] = {
     "restartJob": restart_job,
     "provisionOnDemand": provision_on_demand,
 }
+if tuple(STEPS) != STEP_NAMES:
+    raise RuntimeError(f"the step functions {tuple(STEPS)} do not match the step table {STEP_NAMES}")

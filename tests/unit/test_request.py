@@ -4,6 +4,7 @@ import pytest
 
 from shared.errors import InvalidRequest
 from shared.request import MAX_BODY_BYTES, Target, parse_request
+from shared.stepnames import STEP_TABLE
 from tests.conftest import APP_ID, SCIM_URL, SP_ID, request_body
 
 
@@ -421,3 +422,28 @@ def test_the_docs_say_the_step_fields_are_ignored_without_their_steps_not_refuse
         assert "only with `saveSecrets`" not in text, name
         assert "and only with it" not in text, name
         assert "used only by the steps that take them" in text, name
+
+
+# ---- the step table: one row per step, the rest derived ------------------------------------------------------------
+
+
+def test_the_step_table_is_the_one_source_of_the_step_facts():
+    from shared import request, steps
+    from shared.openapi import openapi_document
+
+    names = tuple(row.name for row in STEP_TABLE)
+    assert request.STEP_NAMES == names == tuple(steps.STEPS)
+    assert openapi_document()["components"]["schemas"]["StepName"]["enum"] == list(names)
+    assert {row.name for row in STEP_TABLE if row.needs_job} == request.JOB_STEPS
+    assert {row.name for row in STEP_TABLE if row.changes_state} == steps.CHANGING_STEPS
+    assert {row.name for row in STEP_TABLE if row.runs_in_dry_run} == steps.DRY_RUN_STEPS
+
+
+@pytest.mark.parametrize("row", STEP_TABLE, ids=lambda row: row.name)
+def test_an_application_target_is_refused_exactly_the_steps_that_need_a_service_principal(row):
+    extra = {"onDemand": {"ruleId": "r", "subjects": [{"objectId": "a", "objectTypeName": "User"}]}}
+    body = request_body(servicePrincipalId=None, applicationId=APP_ID, steps=[row.name], **extra)
+    if row.needs_service_principal:
+        assert f"step(s) {row.name} need a 'servicePrincipalId' target" in problem(body)
+    else:
+        assert parse(body).steps == [row.name]
