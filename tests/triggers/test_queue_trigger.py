@@ -53,7 +53,7 @@ def test_host_json_sets_the_queue_behaviour_deliberately():
         "maxDequeueCount": 5,
         "visibilityTimeout": "00:02:00",
         "batchSize": 8,
-        "newBatchThreshold": 4,
+        "newBatchThreshold": 8,
         "maxPollingInterval": "00:00:10",
     }
 
