@@ -38,9 +38,13 @@ CREATED = [
     "__blobstorage__/0a1b",
     "__queuestorage__/0a1b",
     "__tablestorage__/0a1b",
-    "__pycache__/function_app.cpython-313.pyc",
-    "shared/__pycache__/pipeline.cpython-313.pyc",
+    "__pycache__/function_app.cpython-311.pyc",
+    "__pycache__/function_app.cpython-314.pyc",
     "shared/__pycache__/pipeline.cpython-311.pyc",
+    "shared/__pycache__/pipeline.cpython-312.pyc",
+    "shared/__pycache__/pipeline.cpython-313.opt-1.pyc",
+    "shared/__pycache__/pipeline.cpython-313t.pyc",
+    "standins/__pycache__/serve.cpython-313.pyc",
     "tests/unit/__pycache__/test_packaging.cpython-311-pytest-9.2.0.pyc",
     ".pytest_cache/v/cache/nodeids",
     ".mypy_cache/3.11/shared/pipeline.data.json",
@@ -115,14 +119,33 @@ def test_nothing_the_project_commands_create_is_deployed(path: str):
         assert not kept, f"{matcher} deploys {path}"
 
 
+# The runtime's bytecode of the app (`make bytecode`): the deployed package is read-only, so what is not shipped
+# compiled is compiled from source in every new process.
+RUNTIME_BYTECODE = ["__pycache__/function_app.cpython-313.pyc", "shared/__pycache__/pipeline.cpython-313.pyc"]
+
+
+@pytest.mark.parametrize("path", RUNTIME_BYTECODE)
+def test_the_runtimes_bytecode_of_the_app_is_deployed(path: str):
+    for matcher, kept in deployed(funcignore_lines(), [path]).items():
+        assert kept == {path}, f"{matcher} leaves out {path}"
+
+
+def test_make_bytecode_compiles_the_app_as_the_deployed_runtime_reads_it():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    [command] = [line.strip() for line in makefile.splitlines() if "compileall" in line]
+    assert command.startswith("$(PYTHON313) -m compileall")  # the runtime's version: its cache tag, cpython-313
+    assert "--invalidation-mode checked-hash" in command  # valid after a copy that resets times, never stale
+    assert command.endswith(" function_app.py shared")
+
+
 def test_the_checks_catch_what_the_old_funcignore_shipped():
     """The matchers are not vacuous: under git's rules the file as it was deployed a Python 3.13 environment, azd's
-    environments and the npm files; under Core Tools' a root-only name left the app's bytecode in."""
+    environments and the npm files; under Core Tools' a root-only name left a development Python's bytecode in."""
     old = [".git*", ".venv", ".vscode", "__pycache__", "node_modules", "tests", "bench", "docs", "infra", "standins"]
     shipped = deployed(old, CREATED + tracked_files())
     wrongly_shipped = {".venv-313/bin/python3.13", ".azure/config.json", "package.json", "scripts/audit.py"}
     assert shipped["gitignore"] >= wrongly_shipped
-    assert "shared/__pycache__/pipeline.cpython-313.pyc" in shipped["core tools"]
+    assert "shared/__pycache__/pipeline.cpython-311.pyc" in shipped["core tools"]
 
 
 # --- local.settings.sample.json ---------------------------------------------------------------------------------
