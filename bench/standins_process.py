@@ -23,6 +23,9 @@ TOKEN = sys.argv[3]
 def main() -> None:
     ca = TestCA(Path(tempfile.mkdtemp(prefix="bench-ca-")))
     stack = Stack(ca)
+    # Every secret is bound, as its owner would bind it, to the benchmark's target and SCIM endpoint (the app refuses
+    # an untagged secret: docs/security.md).
+    stack.keyvault.default_tags = {"provisioning-targets": SP_ID, "provisioning-endpoints": SCIM_URL}
     stack.keyvault.set_secret("scim-token", TOKEN)
     stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": TOKEN}
     print(json.dumps(stack.environment()), flush=True)
