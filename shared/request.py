@@ -21,6 +21,7 @@ from .stepnames import JOB_STEPS, SERVICE_PRINCIPAL_STEPS, STEP_NAMES, StepName
 
 __all__ = [
     "DEFAULT_RESET_SCOPE",
+    "JOB_ID_PATTERN",
     "JOB_STEPS",
     "MAX_BODY_BYTES",
     "RESET_SCOPES",
@@ -34,6 +35,7 @@ __all__ = [
     "Target",
     "decode_json",
     "parse_request",
+    "schema_limits",
 ]
 
 MAX_BODY_BYTES = 64 * 1024
@@ -53,7 +55,11 @@ RESET_SCOPES = ("Watermark", "Escrows", "QuarantineState", "Full")
 REFUSED_RESET_SCOPES = ("None", "ConnectorDataStore", "ForceDeletes")
 DEFAULT_RESET_SCOPE = "QuarantineState"
 MAX_SUBJECTS = 5
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+MAX_SECRET_REF = 2048
+MAX_GRAPH_ID = 256  # a rule id or a subject's object id
+MAX_JOB_ID = 256
+JOB_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_JOB_ID - 1}}}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,7 +447,7 @@ def _credential_rules(values: dict[str, Any], fail: _Fail) -> None:
     if (inline is None) == (secret_ref is None):
         fail(None, f"{label} needs exactly one of 'value' or 'secretRef'")
     if inline is not None and len(inline.encode("utf-8", errors="surrogatepass")) > MAX_VALUE_BYTES:
-        fail(None, f"{label}: 'value' is longer than 8 KiB")
+        fail(None, f"{label}: 'value' is longer than {MAX_VALUE_BYTES // 1024} KiB")
     if secret_ref is not None and not secret_ref.strip():
         fail(None, f"{label}: 'secretRef' is empty")
 
@@ -490,7 +496,7 @@ def _job_rules(values: dict[str, Any], fail: _Fail) -> None:
     # jobId, resetScope, replaceSecrets and onDemand are used only by their steps and ignored otherwise, so that
     # the request schema can state every rule; their own shape is checked whenever they are given.
     if values.get("job_id") is not None and not _JOB_ID.fullmatch(values["job_id"]):
-        fail(None, "'jobId' must be 1 to 256 letters, digits, dots, dashes or underscores")
+        fail(None, f"'jobId' must be 1 to {MAX_JOB_ID} letters, digits, dots, dashes or underscores")
     if values.get("reset_scope") is not None:
         try:
             _reset_scope_parts(values["reset_scope"])
@@ -502,7 +508,7 @@ _CREDENTIAL = _Model(
     fields=(
         _Field("key", "key", "string", required=True),
         _Field("value", "value", "string"),
-        _Field("secretRef", "secret_ref", "string", max_length=2048),
+        _Field("secretRef", "secret_ref", "string", max_length=MAX_SECRET_REF),
     ),
     build=Credential,
     rules=(_credential_rules,),
@@ -510,14 +516,14 @@ _CREDENTIAL = _Model(
 )
 _SUBJECT = _Model(
     fields=(
-        _Field("objectId", "object_id", "string", required=True, min_length=1, max_length=256),
+        _Field("objectId", "object_id", "string", required=True, min_length=1, max_length=MAX_GRAPH_ID),
         _Field("objectTypeName", "object_type_name", "choice", choices=("User", "Group")),
     ),
     build=Subject,
 )
 _ON_DEMAND = _Model(
     fields=(
-        _Field("ruleId", "rule_id", "string", required=True, min_length=1, max_length=256),
+        _Field("ruleId", "rule_id", "string", required=True, min_length=1, max_length=MAX_GRAPH_ID),
         _Field("subjects", "subjects", "list", item=_SUBJECT, min_items=1, max_items=MAX_SUBJECTS),
     ),
     build=OnDemand,
@@ -547,3 +553,30 @@ _REQUEST = _Model(
     build=AcquireRequest,
     rules=(_target_rules, _credential_list_rules, _correlation_rules, _step_rules, _job_rules),
 )
+
+
+def schema_limits() -> dict[str, dict[str, int]]:
+    """The request's length and count limits as JSON Schema keywords, by the member's path (``credentials[].key``),
+    for the OpenAPI document: read from the field table and the rules' constants, so the document says what the
+    reader checks. ``credentials[].value`` is limited in UTF-8 bytes, which JSON Schema cannot say: its maxLength
+    (characters) is the same number, a bound every value the reader accepts keeps."""
+    limits: dict[str, dict[str, int]] = {}
+
+    def walk(model: _Model, where: str) -> None:
+        for spec in model.fields:
+            path = _at(where, spec.name)
+            if spec.kind == "string" and (spec.min_length or spec.max_length):
+                limits[path] = {"minLength": spec.min_length} if spec.min_length else {}
+                if spec.max_length:
+                    limits[path]["maxLength"] = spec.max_length
+            if spec.kind == "list":
+                limits[path] = {"minItems": spec.min_items, "maxItems": spec.max_items}
+            if isinstance(spec.item, _Model):
+                walk(spec.item, f"{path}[]" if spec.kind == "list" else path)
+
+    walk(_REQUEST, "")
+    limits["credentials[].secretRef"] = {"minLength": 1, **limits["credentials[].secretRef"]}  # an empty one is refused
+    limits["credentials[].value"] = {"maxLength": MAX_VALUE_BYTES}
+    limits["correlationId"] = {"minLength": 1, "maxLength": MAX_CORRELATION_ID}
+    limits["jobId"] = {"minLength": 1, "maxLength": MAX_JOB_ID}
+    return limits

@@ -74,3 +74,74 @@ async def test_lifecycle_requests_and_their_outcomes_match_the_documented_schema
     refused = request_body(servicePrincipalId=None, steps=["restartJob"], resetScope="ForceDeletes")
     assert not validator(document, "PathRequest").is_valid(refused)
     assert (await call_sp(refused)).status_code == 400
+
+
+# ---- facts once: the limits come from the request reader ----------------------------------------------------------
+
+
+def test_the_document_file_types_no_limit_or_guid_the_code_holds():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "shared" / "openapi.json").read_text()
+    assert "[0-9a-fA-F]{8}" not in text
+    typed_in = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("maxLength", "maxItems", "minLength", "minItems") and not str(value).startswith("filled in"):
+                    typed_in.append(f"{where}/{key}")
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    walk(json.loads(text), "")
+    assert typed_in == []
+
+
+def test_every_limit_of_the_request_schemas_is_the_readers(document):
+    from shared.request import schema_limits
+
+    schemas = document["components"]["schemas"]
+    credential = schemas["Credential"]["properties"]
+    assert schemas["Credentials"]["maxItems"] == 32
+    assert credential["secretRef"]["maxLength"] == 2048
+    assert schemas["CorrelationId"]["maxLength"] == 128
+    assert schemas["Steps"]["maxItems"] == 6
+    assert schemas["OnDemand"]["properties"]["subjects"]["maxItems"] == 5
+    assert schemas["JobId"]["maxLength"] == 256
+    assert schemas["ApplicationPathRequest"]["properties"]["steps"]["maxItems"] == 1
+    assert credential["value"]["maxLength"] == schema_limits()["credentials[].value"]["maxLength"] == 8192
+
+
+def test_the_value_limit_is_stated_in_bytes_and_holds_for_multi_byte_characters(document):
+    from shared.errors import InvalidRequest
+    from shared.request import parse_request
+
+    value = document["components"]["schemas"]["Credential"]["properties"]["value"]
+    assert "8,192 bytes" in value["description"]
+    euros = request_body(credentials=[{"key": "BaseAddress", "value": "€" * 3000}])  # 3,000 characters, 9,000 bytes
+    assert validator(document, "AcquireRequest").is_valid(euros)  # within maxLength: JSON Schema counts characters
+    with pytest.raises(InvalidRequest, match="'value' is longer than 8 KiB"):
+        parse_request(json.dumps(euros))
+
+
+@pytest.mark.parametrize(
+    ("member", "too_many"),
+    [
+        ("credentials", lambda n: [{"key": "BaseAddress", "value": "x"}] * n),
+        ("steps", lambda n: ["acquireAccessToken"] * n),
+        ("correlationId", lambda n: "c" * n),
+        ("jobId", lambda n: "j" * n),
+    ],
+)
+def test_one_over_each_documented_limit_is_refused_by_the_document_and_the_reader(document, member, too_many):
+    from shared.errors import InvalidRequest
+    from shared.request import parse_request, schema_limits
+
+    limits = schema_limits()[member]
+    body = request_body(**{member: too_many(limits.get("maxItems", limits.get("maxLength", 0)) + 1)})
+    assert not validator(document, "AcquireRequest").is_valid(body)
+    with pytest.raises(InvalidRequest):
+        parse_request(json.dumps(body))
