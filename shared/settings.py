@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -17,30 +17,6 @@ __all__ = ["GUID", "SETTING_NAMES", "CallerAuth", "SecretBinding", "Settings", "
 
 SecretBinding = Literal["required", "off"]
 CallerAuth = Literal["key", "entra"]
-
-SETTING_NAMES = (
-    "GRAPH_ENDPOINT",
-    "GRAPH_API_VERSION",
-    "GRAPH_SCOPE",
-    "AZURE_CLIENT_ID",
-    "KEY_VAULT_URI",
-    "KEY_VAULT_ALLOWED_HOSTS",
-    "KEY_VAULT_DNS_SUFFIX",
-    "SECRET_CACHE_SECONDS",
-    "ALLOW_INLINE_SECRETS",
-    "ALLOWED_TARGETS",
-    "SECRET_BINDING",
-    "CALLER_AUTH",
-    "GRAPH_TIMEOUT_SECONDS",
-    "GRAPH_MAX_ATTEMPTS",
-    "REQUEST_QUEUE_NAME",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "CONNECTIONS_TABLE",
-    "SWEEP_SCHEDULE",
-    "SWEEP_EXPIRY_DAYS",
-    "CONNECTION_QUEUE_NAME",
-    "RECOVERY_MIN_HOURS",
-)
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
@@ -170,6 +146,10 @@ class Settings:
             ),
             recovery_min_hours=_number("RECOVERY_MIN_HOURS", get("RECOVERY_MIN_HOURS"), 12.0, 0, 24 * 365),
         )
+
+
+# Each setting is the upper-case name of its field, in the fields' order (docs/reference.md lists them so).
+SETTING_NAMES: tuple[str, ...] = tuple(setting.name.upper() for setting in fields(Settings))
 
 
 def _https_root(name: str, value: str) -> str:

@@ -23,6 +23,7 @@ def test_secret_binding_is_required_or_off_and_health_warns_when_off():
 
     assert Settings.from_env({"SECRET_BINDING": "OFF"}).secret_binding == "off"
     env = {"SECRET_BINDING": "off", "REQUEST_QUEUE_NAME": "q-1", "SWEEP_SCHEDULE": "0 0 6 * * *"}
+    env["CONNECTION_QUEUE_NAME"] = "connection-work"  # the connection-work queue trigger resolves it too
     status, report = health(env, detail=True)
     assert status == 200
     assert any(w.startswith("SECRET_BINDING is off:") for w in report["warnings"])
@@ -90,3 +91,11 @@ def test_a_setting_that_cannot_be_parsed_fails_loudly_naming_it(name, value):
 def test_the_connection_string_is_kept_out_of_repr():
     settings = Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=abc"})
     assert "InstrumentationKey" not in repr(settings)
+
+
+def test_the_setting_names_are_the_settings_fields_in_their_order():
+    from dataclasses import fields
+
+    from shared.settings import SETTING_NAMES
+
+    assert tuple(f.name.upper() for f in fields(Settings)) == SETTING_NAMES
