@@ -148,3 +148,10 @@ async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
 @app.timer_trigger(schedule="%SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def sweep_connections(timer: func.TimerRequest) -> None:
     await _triggers().sweep(get_pipeline, get_store)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%CONNECTION_QUEUE_NAME%", connection="AzureWebJobsStorage")
+async def connection_work(msg: func.QueueMessage) -> None:
+    from shared.fleet import from_work_queue
+
+    await from_work_queue(get_pipeline, get_store, msg.get_body(), dequeue_count=msg.dequeue_count, message_id=msg.id)

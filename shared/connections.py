@@ -119,7 +119,7 @@ async def put_connection(
         updated_by=by,
         applied_versions={k: v for k, v in current.applied_versions.items() if k in kept},
     )
-    stored = await store.replace(record, etag=current.etag)
+    stored = await store.replace(record, etag=current.etag, current=current)
     _changed("replaced", stored, current, by)
     return stored, False
 
@@ -251,7 +251,12 @@ def outcome_summary(outcome: Outcome) -> dict[str, Any]:
 
 
 async def record_outcome(
-    store: ConnectionStore, name: str, outcome: Outcome, *, release_claim: bool = False
+    store: ConnectionStore,
+    name: str,
+    outcome: Outcome,
+    *,
+    release_claim: bool = False,
+    last_recovery: dict[str, Any] | None = None,
 ) -> ConnectionRecord | None:
     """Store the last outcome (and, on success, the versions applied), retrying on a concurrent change.
 
@@ -271,7 +276,9 @@ async def record_outcome(
                         applied[secret] = dict(entry)
             claim = None if release_claim else current.claim
             updated = replace(current, last_outcome=summary, applied_versions=applied, claim=claim)
-            return await store.replace(updated, etag=current.etag)
+            if last_recovery is not None:
+                updated = replace(updated, last_recovery=last_recovery)
+            return await store.replace(updated, etag=current.etag, current=current)
         except PreconditionFailed:
             continue
         except ConnectionNotFound:

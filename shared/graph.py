@@ -51,6 +51,7 @@ __all__ = [
     "list_jobs",
     "provision_on_demand",
     "put_secrets",
+    "read_job",
     "restart_job",
     "start_job",
     "validate_credentials",
@@ -359,9 +360,14 @@ async def job_ids(client: GraphClient, target: Target, *, call: GraphCall) -> li
 
 async def get_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> JobState:
     """``GET .../jobs/{jobId}``: the job's status and quarantine."""
+    return job_state(job_id, await read_job(client, target, job_id, call=call))
+
+
+async def read_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> dict[str, Any]:
+    """``GET .../jobs/{jobId}``: the synchronizationJob as Graph answers it (its ``status`` says how healthy it is)."""
     response = await client.send("GET", _job_path(target, job_id), call=call)
     if response.is_success:
-        return job_state(job_id, _json(response))
+        return _json(response)
     _fail(
         response,
         "reading the synchronization job",

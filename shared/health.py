@@ -18,6 +18,7 @@ __all__ = ["HOST_EXPRESSION_SETTINGS", "health"]
 HOST_EXPRESSION_SETTINGS: dict[str, str] = {
     "REQUEST_QUEUE_NAME": "the queue trigger (acquire_from_queue)",
     "SWEEP_SCHEDULE": "the timer trigger (sweep_connections)",
+    "CONNECTION_QUEUE_NAME": "the connection-work queue trigger (connection_work)",
 }
 
 

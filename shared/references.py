@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -314,6 +314,43 @@ class SecretResolver:
             )
         self._missing_counter.add(1, {"vault": reference.host})
         log.info("secret %r in %s: remembered as not found, Key Vault not asked again", reference.name, reference.host)
+
+    async def read_properties(self, reference: SecretReference) -> Resolved:
+        """The properties of the version a reference resolves to (its own version, else the newest), never its value:
+        ``list_properties_of_secret_versions`` needs only the metadata permission. ``value`` is empty."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+
+        where = f"secret {reference.name!r} in {reference.host}"
+        client = self._client(reference.vault_url)
+        chosen = None
+        try:
+            async for properties in client.list_properties_of_secret_versions(reference.name):
+                if reference.version is not None:
+                    if properties.version == reference.version:
+                        chosen = properties
+                        break
+                elif chosen is None or (properties.created_on or datetime.min.replace(tzinfo=UTC)) >= (
+                    chosen.created_on or datetime.min.replace(tzinfo=UTC)
+                ):  # the newest; of two created in the same second, the one listed later
+                    chosen = properties
+        except ResourceNotFoundError:
+            raise ReferenceUnresolvable(f"{where} does not exist", code="SecretNotFound") from None
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            if status in (401, 403):
+                raise IdentityNotAllowed(f"Key Vault refused the app's identity for {where} ({status})") from None
+            raise ServiceUnavailable(f"Key Vault answered {status} for {where}", code="keyVaultUnavailable") from None
+        except ServiceRequestError as exc:
+            raise ServiceUnavailable(f"Key Vault could not be reached for {where} ({type(exc).__name__})") from None
+        if chosen is None:
+            raise ReferenceUnresolvable(f"{where} has no such version", code="SecretNotFound")
+        return Resolved(
+            "",
+            chosen.version,
+            chosen.expires_on,
+            MappingProxyType(dict(chosen.tags or {})),
+            chosen.created_on,
+        )
 
     async def read_current(self, reference: SecretReference) -> Resolved:
         """The secret's current version, read now (never from the cache): what a rotation may apply."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .connections import record_outcome, stored_request
-from .errors import InvalidRequest, PreconditionFailed, ProvisioningError, ReferenceUnresolvable
+from .errors import InvalidRequest, PreconditionFailed, ProvisioningError, ReferenceUnresolvable, ServiceUnavailable
 from .references import SecretReference, parse_reference
 from .store import ConnectionStore, iso_time, now
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .outcome import Outcome
     from .pipeline import Pipeline
     from .settings import Settings
+    from .work import WorkItem, WorkQueue
 
 __all__ = [
     "EXPIRY_EVENTS",
@@ -45,7 +46,11 @@ log = logging.getLogger(__name__)
 NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 EXPIRY_EVENTS = ("Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired")
 KEY_VAULT_EVENTS = (NEW_VERSION, *EXPIRY_EVENTS)
-CLAIM_SECONDS = 600  # as long as one function invocation may run (host.json functionTimeout)
+# A claim outlives the work of one connection (a few Graph calls) with room; a claim left by an invocation that died
+# is taken over at once by the same message's or event's next attempt (its owner), and by anyone once it expires.
+CLAIM_SECONDS = 300
+# A rotation that affects more connections than this fans out through the connection-work queue (docs/fleet.md).
+INLINE_ROTATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class RotationReport:
     failed: list[Outcome] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)  # the event's version is not (or no longer) the newest
+    busy: list[str] = field(default_factory=list)  # another delivery holds the claim: retried, never reported done
+    enqueued: list[str] = field(default_factory=list)  # fanned out: one connection-work message each
     ignored: str | None = None
 
 
@@ -182,7 +189,18 @@ def parse_key_vault_event(
     )
 
 
-async def handle_key_vault_event(event: KeyVaultEvent, *, store: ConnectionStore, pipeline: Pipeline) -> RotationReport:
+async def handle_key_vault_event(
+    event: KeyVaultEvent,
+    *,
+    store: ConnectionStore,
+    pipeline: Pipeline,
+    queue: WorkQueue | None = None,
+    owner: str | None = None,
+) -> RotationReport:
+    """Warn of an expiry, or apply a new version: inline for a few connections, else one queue message each.
+
+    ``owner`` names this delivery (the event's id), so that its own redelivery takes over a claim it left behind.
+    """
     report = RotationReport()
     names = await store.find_by_secret(event.secret_id)
     if event.type in EXPIRY_EVENTS:
@@ -210,8 +228,19 @@ async def handle_key_vault_event(event: KeyVaultEvent, *, store: ConnectionStore
         report.superseded.extend(names)
         return report
     created = iso_time(current.created_on)
+    if len(names) > INLINE_ROTATIONS:
+        from .work import WorkItem
+
+        if queue is None:
+            from .work import get_work_queue
+
+            queue = get_work_queue()
+        item = {"secret_id": event.secret_id, "version": event.version, "created": created}
+        await queue.send_many(WorkItem(kind="rotate", connection=name, **item) for name in names)
+        report.enqueued.extend(names)
+        return report
     for name in names:
-        await _rotate_one(event, name, created, store=store, pipeline=pipeline, report=report)
+        await _rotate_one(event, name, created, store=store, pipeline=pipeline, report=report, owner=owner)
     if report.failed:
         raise RotationFailed(report.failed)
     return report
@@ -225,6 +254,7 @@ async def _rotate_one(
     store: ConnectionStore,
     pipeline: Pipeline,
     report: RotationReport,
+    owner: str | None = None,
 ) -> None:
     from .pipeline import Invocation
 
@@ -245,12 +275,20 @@ async def _rotate_one(
         if applied is not None and created and applied.get("created") and str(applied["created"]) > created:
             report.superseded.append(name)  # a newer version is applied already: never go back
             return
-        if _claimed_elsewhere(record.claim, event):
-            report.skipped.append(name)  # another delivery of this event is applying it now
+        if _claimed_elsewhere(record.claim, event, owner):
+            # Another delivery is applying it now, or died doing so: never reported done, so that it is retried
+            # until the claim is released or has expired.
+            report.busy.append(name)
+            busy = ServiceUnavailable(
+                f"connection {name!r} is being rotated to version {event.version} by another delivery; retried",
+                code="rotationInProgress",
+                retry_after=CLAIM_SECONDS,
+            )
+            report.failed.append(pipeline.refuse(busy, trigger="rotation", connection=name))
             return
-        claim = {"secretId": event.secret_id, "version": event.version, "at": now()}
+        claim = {"secretId": event.secret_id, "version": event.version, "at": now(), "owner": owner}
         try:
-            await store.replace(replace(record, claim=claim), etag=record.etag)
+            await store.replace(replace(record, claim=claim), etag=record.etag, current=record)
         except PreconditionFailed:
             continue  # changed under us: look again
         except ProvisioningError as error:
@@ -277,8 +315,12 @@ async def _rotate_one(
         report.rejected.append(name)
 
 
-def _claimed_elsewhere(claim: dict[str, Any] | None, event: KeyVaultEvent) -> bool:
+def _claimed_elsewhere(claim: dict[str, Any] | None, event: KeyVaultEvent, owner: str | None) -> bool:
+    """A live claim on this secret and version held by another delivery (an owner's own claim is its to take over:
+    the attempt that wrote it has died, or the message would not have come back)."""
     if not claim or claim.get("secretId") != event.secret_id or claim.get("version") != event.version:
+        return False
+    if owner is not None and claim.get("owner") == owner:
         return False
     try:
         at = datetime.fromisoformat(str(claim.get("at")).replace("Z", "+00:00"))
@@ -302,3 +344,16 @@ def _warn_expiry(event: KeyVaultEvent, connection: str) -> None:
         },
         level=logging.WARNING,
     )
+
+
+async def rotate_connection(
+    item: WorkItem, *, store: ConnectionStore, pipeline: Pipeline, owner: str | None
+) -> RotationReport:
+    """One connection's share of a fanned-out rotation (a ``rotate`` message of the connection-work queue)."""
+    assert item.secret_id is not None
+    assert item.version is not None
+    vault_url, _, name = item.secret_id.rpartition("/secrets/")
+    event = KeyVaultEvent(NEW_VERSION, None, vault_url, name, item.version, None)
+    report = RotationReport()
+    await _rotate_one(event, item.connection, item.created, store=store, pipeline=pipeline, report=report, owner=owner)
+    return report

@@ -17,13 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ConnectionNotFound, IdentityNotAllowed, PreconditionFailed, ProvisioningError, ServiceUnavailable
+from .errors import (
+    ConfigurationError,
+    ConnectionNotFound,
+    IdentityNotAllowed,
+    PreconditionFailed,
+    ProvisioningError,
+    ServiceUnavailable,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -41,12 +47,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONNECTION_PARTITION = "connection"
-# Azurite's well-known development account (public, documented by Microsoft); `UseDevelopmentStorage=true` means it.
-_AZURITE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
 
 
 def iso_time(when: datetime | None) -> str | None:
@@ -81,6 +81,7 @@ class ConnectionRecord:
     # secret id -> {"version", "created"}: the version last applied successfully and when Key Vault created it
     applied_versions: dict[str, dict[str, str | None]] = field(default_factory=dict)
     claim: dict[str, Any] | None = None  # {"secretId", "version", "at"} while a rotation applies a version
+    last_recovery: dict[str, Any] | None = None  # {"at", "reason", "playbook", "outcome"} of the last recovery
     created_by: str | dict[str, Any] | None = None  # "functionKey", or {"name", "objectId"} of the principal
     updated_by: str | dict[str, Any] | None = None
 
@@ -95,6 +96,7 @@ class ConnectionRecord:
             "updatedBy": self.updated_by,
             "lastOutcome": self.last_outcome,
             "appliedVersions": {k: dict(v) for k, v in self.applied_versions.items()},
+            "lastRecovery": self.last_recovery,
         }
 
 
@@ -103,7 +105,9 @@ class ConnectionStore(Protocol):
 
     async def create(self, record: ConnectionRecord) -> ConnectionRecord: ...
 
-    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord: ...
+    async def replace(
+        self, record: ConnectionRecord, *, etag: str, current: ConnectionRecord | None = None
+    ) -> ConnectionRecord: ...
 
     async def delete(self, name: str, *, etag: str | None = None) -> None: ...
 
@@ -168,16 +172,22 @@ class TableStore:
             raise _storage_error(exc, f"creating connection {record.name!r}") from None
         return replace(record, etag=str(metadata["etag"]), created_at=stamp, updated_at=stamp)
 
-    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord:
+    async def replace(
+        self, record: ConnectionRecord, *, etag: str, current: ConnectionRecord | None = None
+    ) -> ConnectionRecord:
+        """Write a connection if it still has ``etag``. ``current``: the record as just read (its ETag is ``etag``),
+        which saves reading it again; index rows are written only for secrets it did not reference already."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         table = await self._table()
-        current = await self.get(record.name)
+        if current is None or current.etag != etag:
+            current = await self.get(record.name)
         if current is None:
             raise ConnectionNotFound(f"connection {record.name!r} does not exist")
-        await self._index(record.name, record.secret_ids)
+        known = set(current.secret_ids)
+        await self._index(record.name, [s for s in record.secret_ids if s not in known])
         stored = replace(record, created_at=current.created_at, updated_at=record.updated_at or now())
         try:
             metadata = await table.update_entity(
@@ -277,6 +287,7 @@ def _entity(record: ConnectionRecord) -> dict[str, Any]:
         "LastOutcome": json.dumps(record.last_outcome) if record.last_outcome is not None else "",
         "AppliedVersions": json.dumps(record.applied_versions),
         "Claim": json.dumps(record.claim) if record.claim is not None else "",
+        "LastRecovery": json.dumps(record.last_recovery) if record.last_recovery is not None else "",
         "CreatedBy": json.dumps(record.created_by) if record.created_by is not None else "",
         "UpdatedBy": json.dumps(record.updated_by) if record.updated_by is not None else "",
     }
@@ -297,6 +308,7 @@ def _record(entity: Any) -> ConnectionRecord:
         last_outcome=loads("LastOutcome", None),
         applied_versions={str(k): applied_entry(v) for k, v in loads("AppliedVersions", {}).items()},
         claim=loads("Claim", None),
+        last_recovery=loads("LastRecovery", None),
         created_by=loads("CreatedBy", None),
         updated_by=loads("UpdatedBy", None),
     )
@@ -319,27 +331,30 @@ def _storage_error(exc: Exception, doing: str) -> ProvisioningError:
 
 
 def table_client_from_environment(table: str, credential: AsyncTokenCredential | None) -> TableClient:
-    """The connections table through the app's own storage account, as the Functions host reaches it.
+    """The connections table through the app's own storage account, as the Functions host reaches it
+    (:func:`shared.storage.storage_account`): a connection string, or an endpoint with the app's credential.
 
-    ``AzureWebJobsStorage`` as a connection string (``UseDevelopmentStorage=true`` is Azurite), or identity-based
-    (``AzureWebJobsStorage__tableServiceUri``, or ``AzureWebJobsStorage__accountName``) with the app's credential.
+    A setting the Table Storage client cannot use is a :class:`~shared.errors.ConfigurationError` naming it (503,
+    failed); no setting at all is ``tableNotConfigured``.
     """
     from azure.data.tables.aio import TableClient
 
-    env = os.environ
-    connection_string = (env.get("AzureWebJobsStorage") or "").strip()
-    if connection_string:
-        if connection_string.lower() == "usedevelopmentstorage=true":
-            connection_string = _AZURITE
-        return TableClient.from_connection_string(connection_string, table_name=table)
-    endpoint = (env.get("AzureWebJobsStorage__tableServiceUri") or "").strip()
-    account = (env.get("AzureWebJobsStorage__accountName") or "").strip()
-    if not endpoint and account:
-        endpoint = f"https://{account}.table.core.windows.net"
-    if not endpoint or credential is None:
+    from .storage import storage_account
+
+    account = storage_account("table")
+    if account is None or (account.connection_string is None and credential is None):
         raise ServiceUnavailable(
             "no storage account for connections: set AzureWebJobsStorage (a connection string) or "
             "AzureWebJobsStorage__accountName (identity-based)",
             code="tableNotConfigured",
         )
-    return TableClient(endpoint, table_name=table, credential=credential)
+    try:
+        if account.connection_string is not None:
+            return TableClient.from_connection_string(account.connection_string, table_name=table)
+        return TableClient(account.endpoint or "", table_name=table, credential=credential)
+    except (ValueError, TypeError) as exc:  # what azure-data-tables says of a string or an address it cannot parse
+        reason = "not an address the SDK can parse" if isinstance(exc, TypeError) else str(exc).splitlines()[0][:200]
+        raise ConfigurationError(
+            f"app setting {account.setting} cannot be used for the connections table: "
+            f"{reason.rstrip('.') or type(exc).__name__}"
+        ) from None

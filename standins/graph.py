@@ -115,10 +115,39 @@ def new_job(job_id: str, code: str = "Active", quarantine: dict[str, Any] | None
             "code": code,
             "countSuccessiveCompleteFailures": 0,
             "escrowsPruned": False,
-            "lastExecution": None,
+            "lastExecution": _execution("Failed" if quarantine else "Succeeded"),
+            "lastSuccessfulExecution": _execution("Succeeded"),
+            "lastSuccessfulExecutionWithExports": None,
+            "progress": [],
             "quarantine": quarantine,
             "steadyStateFirstAchievedTime": "2026-01-01T00:00:00Z",
+            "steadyStateLastAchievedTime": "0001-01-01T00:00:00Z" if quarantine else _now(),
+            "troubleshootingUrl": "",
         },
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _execution(state: str) -> dict[str, Any]:
+    """A synchronizationTaskExecution as Graph returns it, ended just now."""
+    return {
+        "activityIdentifier": str(uuid.uuid4()),
+        "countEntitled": 120,
+        "countEntitledForProvisioning": 120,
+        "countEscrowed": 0 if state == "Succeeded" else 3,
+        "countEscrowedRaw": 0 if state == "Succeeded" else 3,
+        "countExported": 4,
+        "countExports": 4,
+        "countImported": 12,
+        "countImportedDeltas": 12,
+        "countImportedReferenceDeltas": 0,
+        "state": state,
+        "timeBegan": _now(),
+        "timeEnded": _now(),
+        "error": None,
     }
 
 

@@ -41,6 +41,7 @@ class KeyVaultStandIn(StandIn):
         self.forbidden: set[str] = set()  # secret names the app's identity may not read (RBAC)
         self.writers: set[str] | None = None  # object ids that may update a secret (None: anyone with a token)
         self.updates: list[tuple[str, str, dict[str, str]]] = []  # (name, version, tags) of each update
+        self.listed: list[str] = []  # names whose versions were listed (properties only)
         self.default_tags: dict[str, str] | None = None  # what set_secret tags a new version with, unless told
 
     @property
@@ -136,6 +137,12 @@ class KeyVaultStandIn(StandIn):
         name = next((known for known in self.secrets if known.lower() == name.lower()), name)  # names ignore case
         if seen.method == "PATCH":
             return self._update(seen, claims, name, version)
+        if version == "versions":  # List Secret Versions: every version's properties, never a value
+            listed = self.secrets.get(name)
+            if not listed:
+                return _error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault.")
+            self.listed.append(name)
+            return Reply(200, {"value": [self._bundle(name, v) for v in listed], "nextLink": None})
         if name in self.forbidden:
             return Reply(
                 403,

@@ -33,6 +33,7 @@ class Stack:
             "KEY_VAULT_URI": self.keyvault.url,
             "REQUEST_QUEUE_NAME": "acquire-access-token",
             "SWEEP_SCHEDULE": "0 0 6 * * *",
+            "CONNECTION_QUEUE_NAME": "connection-work",
             "GRAPH_MAX_ATTEMPTS": "4",
             "GRAPH_TIMEOUT_SECONDS": "5",
             "SSL_CERT_FILE": str(Path(self.ca.bundle)),

@@ -135,6 +135,7 @@ def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     stack.keyvault.secrets.clear()
     stack.keyvault.forbidden.clear()
     stack.keyvault.updates.clear()
+    stack.keyvault.listed.clear()
     stack.keyvault.writers = None
     # The usual secrets are bound, as their owner would bind them, to the usual targets and SCIM endpoint.
     stack.keyvault.default_tags = dict(BOUND_TAGS)

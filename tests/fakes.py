@@ -31,7 +31,9 @@ class MemoryStore:
         self._records[record.name] = stored
         return stored
 
-    async def replace(self, record: ConnectionRecord, *, etag: str) -> ConnectionRecord:
+    async def replace(
+        self, record: ConnectionRecord, *, etag: str, current: ConnectionRecord | None = None
+    ) -> ConnectionRecord:
         current = self._records.get(record.name)
         if current is None:
             raise ConnectionNotFound(f"connection {record.name!r} does not exist")

@@ -260,8 +260,12 @@ async def test_the_event_grid_path_is_refused_too(entra, attacker, outcomes):
 def conn(entra, azurite, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("CONNECTIONS_TABLE", "bind" + uuid.uuid4().hex[:12])
+    monkeypatch.setenv("CONNECTION_QUEUE_NAME", "bindwork-" + uuid.uuid4().hex[:8])
     monkeypatch.setenv("KEY_VAULT_ALLOWED_HOSTS", f"{entra.keyvault.host},standin-kv.vault.azure.net")
     entra.graph.stored_secrets[SP_ID] = [{"key": "BaseAddress", "value": SCIM_URL}]
+    from tests.integration.test_connections import work_queue
+
+    work_queue(entra)
     return entra
 
 
@@ -305,7 +309,7 @@ async def test_an_application_target_is_checked_like_a_service_principal(entra, 
 async def test_the_sweep_says_binding_missing_for_a_connection_its_current_versions_would_refuse(conn, caplog):
     import logging
 
-    from tests.integration.test_connections import handler
+    from tests.integration.test_connections import handler, work_queue
 
     conn.keyvault.set_secret("other-token", "other-team-value-3456", tags=None)
     other = [{"key": "BaseAddress", "value": SCIM_URL}, {"key": "SecretToken", "secretRef": "other-token"}]
@@ -313,6 +317,7 @@ async def test_the_sweep_says_binding_missing_for_a_connection_its_current_versi
     assert (await put("unbound", connection_body(credentials=other))).status_code == 201
     with caplog.at_level(logging.INFO, logger="shared.events"):
         await handler(function_app.sweep_connections)(None)
+        await work_queue(conn).drain()
     health = {
         event["connection"]: event
         for event in (

@@ -41,10 +41,16 @@ def enqueue_cli(request: dict, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_queue_trigger_binds_the_request_queue_setting(app_functions):
-    [queue] = [f for f in app_functions if f.get_trigger().type == "queueTrigger"]
-    trigger = queue.get_trigger()
-    assert (trigger.queue_name, trigger.connection) == ("%REQUEST_QUEUE_NAME%", "AzureWebJobsStorage")
+def test_the_queue_triggers_bind_the_request_and_connection_work_queue_settings(app_functions):
+    queues = {
+        f.get_function_name(): (f.get_trigger().queue_name, f.get_trigger().connection)
+        for f in app_functions
+        if f.get_trigger().type == "queueTrigger"
+    }
+    assert queues == {
+        "acquire_from_queue": ("%REQUEST_QUEUE_NAME%", "AzureWebJobsStorage"),
+        "connection_work": ("%CONNECTION_QUEUE_NAME%", "AzureWebJobsStorage"),
+    }
 
 
 def test_host_json_sets_the_queue_behaviour_deliberately():
