@@ -9,22 +9,16 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from typing import Any
 
 from .errors import InvalidRequest, PolicyRefused
 from .request import parse_request
 from .settings import Settings
+from .storage import AZURITE_CONNECTION_STRING, storage_account
 
 __all__ = ["AZURITE_CONNECTION_STRING", "encode_message", "enqueue", "enqueue_main", "queue_client"]
 
-# Azurite's well-known development account (public, documented by Microsoft); `UseDevelopmentStorage=true` means it.
-AZURITE_CONNECTION_STRING = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-)
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -43,15 +37,11 @@ def queue_client(queue_name: str, *, connection_string: str | None, account_url:
     """A QueueClient from a connection string or, with an account URL, Entra ID (DefaultAzureCredential)."""
     from azure.storage.queue import QueueClient
 
-    env = os.environ
     source = "--connection-string" if connection_string is not None else "--account-url"
     if connection_string is None and account_url is None:
-        connection_string = env.get("AzureWebJobsStorage") or None
-        account_url = env.get("AzureWebJobsStorage__queueServiceUri") or None
-        source = "AzureWebJobsStorage" if connection_string is not None else "AzureWebJobsStorage__queueServiceUri"
-        if connection_string is None and account_url is None and env.get("AzureWebJobsStorage__accountName"):
-            account_url = f"https://{env['AzureWebJobsStorage__accountName']}.queue.core.windows.net"
-            source = "AzureWebJobsStorage__accountName"
+        account = storage_account("queue")
+        if account is not None:
+            connection_string, account_url, source = account.connection_string, account.endpoint, account.setting
     try:
         if connection_string is not None:
             if connection_string.strip().lower() == "usedevelopmentstorage=true":

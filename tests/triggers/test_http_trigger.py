@@ -321,3 +321,40 @@ async def test_no_canary_value_reaches_a_response_or_a_log(app_env, all_logs, mo
     seen += "".join(f"{r.getMessage()}{r.exc_text or ''}" for r in all_logs.records)
     for canary in CANARIES:
         assert canary not in seen
+
+
+# ---- a storage setting the Table Storage client cannot use -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "setting"),
+    [
+        ({"AzureWebJobsStorage": "garbage"}, "AzureWebJobsStorage"),
+        ({"AzureWebJobsStorage": "AccountName=x"}, "AzureWebJobsStorage"),
+        ({"AzureWebJobsStorage__tableServiceUri": "::::"}, "AzureWebJobsStorage__tableServiceUri"),
+    ],
+    ids=["garbage", "no-key", "bad-uri"],
+)
+@pytest.mark.parametrize("route", ["list", "get", "put", "delete", "run"])
+async def test_a_storage_setting_the_table_client_cannot_use_is_a_503_naming_it(
+    app_env, monkeypatch, variables, setting, route
+):
+    from tests.integration.test_connections import connection_body, delete, get, listing, put, run
+
+    for name in ("AzureWebJobsStorage", "AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__accountName"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    calls = {
+        "list": lambda: listing({}),
+        "get": lambda: get("contoso-scim"),
+        "put": lambda: put("contoso-scim", connection_body()),
+        "delete": lambda: delete("contoso-scim", headers={"If-Match": '"x"'}),
+        "run": lambda: run("contoso-scim"),
+    }
+    response = await calls[route]()
+    assert response.status_code == 503
+    problem = payload(response)
+    assert problem["retryable"] is True
+    assert setting in problem["detail"]
+    assert "configurationError" in json.dumps(problem)
