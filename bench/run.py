@@ -388,11 +388,12 @@ async def key_vault(stand: Stand, runs: int) -> dict[int, float]:
 
     os.environ["SECRET_CACHE_SECONDS"] = "0"
     stand.command("latency", "keyvault", 0.05)
-    from shared.keys import SYNCHRONIZATION_SECRET_KEYS
+    from shared.keys import ADDRESS_KEYS, SYNCHRONIZATION_SECRET_KEYS
 
     keys = SYNCHRONIZATION_SECRET_KEYS[:32]
     for index in range(32):
-        stand.command("secret", f"secret-{index}", f"value-{index}")
+        # An address key's value is sent to that address: the secrets' binding allows the SCIM endpoint only.
+        stand.command("secret", f"secret-{index}", SCIM_URL if keys[index] in ADDRESS_KEYS else f"value-{index}")
     pipeline = build_pipeline(Settings.from_env())
     results = {}
     try:
