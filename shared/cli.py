@@ -136,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
         help="an https://host[:port][/path] prefix the secret's addresses must match (repeat); none: no address",
     )
 
+    commands.add_parser(
+        "verify",
+        help="preflight: Graph permission, Key Vault, the connections table and both queues, each with its fix",
+        description="Exit status: 0 every check passed, 4 a check failed (each failed check says its fix).",
+        parents=[common],
+    )
+
     connections = commands.add_parser(
         "connections",
         help="stored connections: put, get, list, delete, run",
@@ -256,6 +263,23 @@ def _build_pipeline() -> Pipeline:
         if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") and "connection string" in str(exc).lower():
             raise _SettingUnusable("APPLICATIONINSIGHTS_CONNECTION_STRING", exc) from None
         raise
+
+
+async def _verify() -> int:
+    from .preflight import preflight
+
+    pipeline = _build_pipeline()
+    try:
+        checks = await preflight(pipeline)
+    finally:
+        await pipeline.close()
+    print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, indent=2))
+    for check in checks:
+        if not check.ok:
+            print(
+                f"error: {check.name}: {check.detail}" + (f"; fix: {check.fix}" if check.fix else ""), file=sys.stderr
+            )
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
 
 
 async def _bind(args: argparse.Namespace) -> int:
@@ -401,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_connections(args))
         if args.command == "bind":
             return asyncio.run(_bind(args))
+        if args.command == "verify":
+            return asyncio.run(_verify())
         from .queueing import enqueue_main
 
         return enqueue_main(_read(args.request), args)

@@ -42,6 +42,7 @@ class KeyVaultStandIn(StandIn):
         self.writers: set[str] | None = None  # object ids that may update a secret (None: anyone with a token)
         self.updates: list[tuple[str, str, dict[str, str]]] = []  # (name, version, tags) of each update
         self.listed: list[str] = []  # names whose versions were listed (properties only)
+        self.list_forbidden = False  # the identity may not list the vault's secrets (RBAC)
         self.default_tags: dict[str, str] | None = None  # what set_secret tags a new version with, unless told
 
     @property
@@ -130,6 +131,11 @@ class KeyVaultStandIn(StandIn):
                 _body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."),
                 {"WWW-Authenticate": challenge},
             )
+        if seen.method == "GET" and seen.path.rstrip("/") == "/secrets":  # Get Secrets: properties only
+            if self.list_forbidden:
+                return Reply(403, _body("Forbidden", "Caller is not authorized to perform action on resource."))
+            listed = [self._bundle(name, versions[-1]) for name, versions in self.secrets.items() if versions]
+            return Reply(200, {"value": listed, "nextLink": None})
         match = _PATH.match(seen.path)
         if seen.method not in ("GET", "PATCH") or not match:
             return _error(405, "BadParameter", "only GET /secrets/{name}[/{version}] and PATCH of a version are served")
