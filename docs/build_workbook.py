@@ -18,6 +18,8 @@ PANELS = [
     ("expiring-secrets.kql", "Secrets expiring soon or expired, per connection", "table"),
     ("quarantined-jobs.kql", "Provisioning jobs in quarantine", "table"),
     ("connection-changes.kql", "Connection changes: who, what, where it points", "table"),
+    ("fleet-health.kql", "Fleet by health score (lowest first)", "table"),
+    ("recoveries.kql", "Recoveries and work that reached the poison queue", "table"),
 ]
 
 

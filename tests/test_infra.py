@@ -546,7 +546,7 @@ def test_azure_yaml_runs_the_powershell_twins_on_windows():
     import yaml
 
     hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"]
-    assert set(hooks) == {"postprovision", "postdeploy"}
+    assert set(hooks) == {"postprovision", "postdeploy"}  # prepackage is the service's own hook
     for name, hook in hooks.items():
         posix, windows = hook["posix"], hook["windows"]
         assert posix == {**windows, "shell": "sh", "run": f"./infra/hooks/{name}.sh"}
@@ -673,3 +673,36 @@ def test_the_powershell_postdeploy_says_what_the_sh_one_says():
     assert writes == echoes
     # `set -e` stops the sh hook when the deployment fails; PowerShell does not stop on a native command's failure.
     assert "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }" in ps
+
+
+def test_azd_compiles_the_apps_bytecode_before_packaging_on_both_systems(tmp_path):
+    import shutil
+    import sys
+
+    import yaml
+
+    service = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"]["api"]
+    hook = service["hooks"]["prepackage"]
+    assert hook["posix"] == {**hook["windows"], "shell": "sh", "run": "./infra/hooks/prepackage.sh"}
+    assert hook["windows"]["run"] == "./infra/hooks/prepackage.ps1"
+    sh, ps = (HOOKS / "prepackage.sh").read_text(), (HOOKS / "prepackage.ps1").read_text()
+    command = "-m compileall -q -f --invalidation-mode checked-hash function_app.py shared"
+    assert command in sh
+    assert command in ps
+    assert sh_variables_read(sh) == ps_variables_read(ps) == {"PYTHON313"}
+    # Run the sh hook on a copy of the app with this Python standing in for 3.13.
+    (tmp_path / "infra" / "hooks").mkdir(parents=True)
+    shutil.copy(HOOKS / "prepackage.sh", tmp_path / "infra" / "hooks")
+    shutil.copytree(ROOT / "shared", tmp_path / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "function_app.py", tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON313": sys.executable}
+    done = subprocess.run(["sh", str(tmp_path / "infra" / "hooks" / "prepackage.sh")], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    tag = sys.implementation.cache_tag
+    assert f"compiled the app's modules for {tag}" in done.stdout
+    assert (tmp_path / "shared" / "__pycache__" / f"policy.{tag}.pyc").is_file()
+    # Without any Python 3.13 it deploys anyway, and says what that costs.
+    assert shutil.which("python3.13", path="/usr/bin:/bin") is None
+    skipped = subprocess.run(["/bin/sh", str(tmp_path / "infra" / "hooks" / "prepackage.sh")],
+                             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "without compiled bytecode" in skipped.stderr

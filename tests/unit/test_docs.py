@@ -8,7 +8,7 @@ from pathlib import Path
 from shared.graph import GraphCall
 from shared.outcome import Outcome
 from shared.request import Target
-from shared.sweep import Health
+from shared.sweep import Health, job_health
 from shared.telemetry import dimensions
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
@@ -42,14 +42,18 @@ def test_every_dimension_a_query_reads_is_one_the_app_emits():
         dequeue_count=1,
     )
     emitted = set(dimensions(full)) | {"steps", "jobStatus", "connection"}
-    emitted |= set(Health(connection="c").properties())
+    emitted |= set(Health(connection="c", job=job_health({}), health_score=1).properties())
+    emitted |= {"reason", "playbook", "result", "kind", "dequeueCount", "errorCode"}  # recovery, work failures
     emitted |= {"connection", "vault", "secret", "expires", "expired", "eventType"}  # SecretExpiryWarning
     emitted |= {"change", "by", "byObjectId", "target", "hostsBefore", "hostsAfter", "secretsBefore", "secretsAfter"}
     queries = sorted((DOCS / "queries").glob("*.kql"))
-    assert len(queries) == 7
+    assert len(queries) == 9
     for path in queries:
         text = path.read_text()
-        assert re.search(r'name (==|in) \(?"(AcquireAccessTokenOutcome|ConnectionHealth|SecretExpiryWarning|ConnectionChanged)"', text)
+        assert re.search(
+            r'name (==|in) \(?"(AcquireAccessTokenOutcome|ConnectionHealth|SecretExpiryWarning|ConnectionChanged|ConnectionRecovery)"',
+            text,
+        )
         used = set(re.findall(r"customDimensions\.(\w+)", text))
         assert used, path.name
         assert used <= emitted, f"{path.name} reads dimensions the app never emits: {used - emitted}"
