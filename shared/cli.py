@@ -17,6 +17,7 @@ from .request import STEP_NAMES
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from .errors import ProvisioningError
     from .pipeline import Pipeline
 
 __all__ = ["EXIT_CODES", "main", "request_from_args"]
@@ -265,6 +266,14 @@ def _build_pipeline() -> Pipeline:
         raise
 
 
+def _refused(error: ProvisioningError) -> int:
+    """One ``error:`` line, and the exit status of the error's kind (as ``acquire``'s outcome would have)."""
+    print(f"error: {error.code}: {error.message}", file=sys.stderr)
+    if error.retryable:
+        return EXIT_FAILED
+    return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
+
+
 async def _verify() -> int:
     from .preflight import preflight
 
@@ -293,10 +302,7 @@ async def _bind(args: argparse.Namespace) -> int:
     try:
         result = await bind_secret(args.secret, args.target, args.endpoint, settings=settings, credential=credential)
     except ProvisioningError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        if error.retryable:
-            return EXIT_FAILED
-        return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
+        return _refused(error)
     finally:
         await credential.close()
     print(json.dumps(result, indent=2))
@@ -348,10 +354,7 @@ async def _connections(args: argparse.Namespace) -> int:
             print(json.dumps({"value": [r.to_dict() for r in records], "continuationToken": token}, indent=2))
         return EXIT_OK
     except ProvisioningError as error:
-        print(f"error: {error.code}: {error.message}", file=sys.stderr)
-        if error.retryable:
-            return EXIT_FAILED
-        return EXIT_INVALID if error.http_status == 400 else EXIT_REJECTED
+        return _refused(error)
     finally:
         if store is not None:
             await store.close()

@@ -207,7 +207,8 @@ def parse_endpoints(text: str | None) -> tuple[Endpoint, ...] | str | None:
     return tuple(endpoints)
 
 
-def _endpoint(text: str) -> Endpoint | None:
+def _https(text: str) -> Endpoint | None:
+    """An https URL with no user information, query or fragment, a plain host and a plain path, normalised."""
     parts = urlsplit(text)
     if parts.scheme.lower() != "https" or parts.query or parts.fragment or "@" in parts.netloc or "?" in text:
         return None
@@ -216,10 +217,14 @@ def _endpoint(text: str) -> Endpoint | None:
     except ValueError:
         return None
     host = _normal_host(parts.hostname or "")
-    path = parts.path.rstrip("/")
-    if not _HOST.fullmatch(host) or not _plain_path(path):
+    if not _HOST.fullmatch(host) or not _plain_path(parts.path):
         return None
-    return Endpoint(host=host, port=port, path=path)
+    return Endpoint(host=host, port=port, path=parts.path)
+
+
+def _endpoint(text: str) -> Endpoint | None:
+    parsed = _https(text)
+    return None if parsed is None else Endpoint(parsed.host, parsed.port, parsed.path.rstrip("/"))
 
 
 def _plain_path(path: str) -> bool:
@@ -239,19 +244,10 @@ def endpoint_matches(value: str, endpoint: Endpoint) -> bool:
     if "://" not in value:
         bare = _BARE_HOST.fullmatch(value)
         return bare is not None and _normal_host(bare.group("host")) == endpoint.host
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" or "@" in parts.netloc or parts.query or parts.fragment:
+    address = _https(value)
+    if address is None or address.host != endpoint.host or address.port != endpoint.port:
         return False
-    try:
-        port = parts.port or 443
-    except ValueError:
-        return False
-    host = _normal_host(parts.hostname or "")
-    if not _HOST.fullmatch(host) or host != endpoint.host or port != endpoint.port:
-        return False
-    path = parts.path or "/"
-    if not _plain_path(path):
-        return False
+    path = address.path or "/"
     return endpoint.path == "" or path == endpoint.path or path.startswith(endpoint.path + "/")
 
 

@@ -39,6 +39,19 @@ class _Outcomes(logging.Handler):
         self.seen.append(json.loads(record.getMessage().split(" ", 1)[1]))
 
 
+def _sp_request(body: dict[str, Any]) -> Any:
+    """``POST /api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken`` as the host hands it over."""
+    import azure.functions as func
+
+    return func.HttpRequest(
+        "POST",
+        f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
+        route_params={"id": SP_ID},
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
+
+
 def _mask(value: str) -> str:
     return value if value.startswith("https://") else f"<{len(value)} characters>"
 
@@ -146,7 +159,6 @@ def _demo(work: Path) -> int:
 async def _run(
     connection_string: str, outcomes: _Outcomes, stack: Any
 ) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    import azure.functions as func
 
     import function_app
     from shared import runtime
@@ -160,13 +172,7 @@ async def _run(
         ],
         "correlationId": "demo-http",
     }
-    request = func.HttpRequest(
-        "POST",
-        f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
-        route_params={"id": SP_ID},
-        headers={"Content-Type": "application/json"},
-        body=json.dumps(body).encode(),
-    )
+    request = _sp_request(body)
     handler = function_app.acquire_for_service_principal.build().get_user_function()
     try:
         response = await handler(request)
@@ -192,13 +198,7 @@ async def _run(
         )
         lifecycle_body = {**body, "correlationId": "demo-lifecycle"}
         lifecycle_body["steps"] = ["validateCredentials", "saveSecrets", "restartJob"]
-        lifecycle_request = func.HttpRequest(
-            "POST",
-            f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
-            route_params={"id": SP_ID},
-            headers={"Content-Type": "application/json"},
-            body=json.dumps(lifecycle_body).encode(),
-        )
+        lifecycle_request = _sp_request(lifecycle_body)
         lifecycle = dict(json.loads((await handler(lifecycle_request)).get_body()))
         rotation = await _rotation(stack, outcomes)
         refused = await _refused(stack, handler)
@@ -314,7 +314,6 @@ async def _rotation(stack: Any, outcomes: _Outcomes) -> dict[str, Any]:
 
 async def _refused(stack: Any, handler: Any) -> dict[str, Any]:
     """The confused-deputy attempt: a caller names the demo's secret with an address of their own."""
-    import azure.functions as func
 
     attacker = "https://collector.attacker.example/scim"
     body = {
@@ -326,13 +325,7 @@ async def _refused(stack: Any, handler: Any) -> dict[str, Any]:
         "dryRun": True,
         "correlationId": "demo-attacker",
     }
-    request = func.HttpRequest(
-        "POST",
-        f"http://localhost:7071/api/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken",
-        route_params={"id": SP_ID},
-        headers={"Content-Type": "application/json"},
-        body=json.dumps(body).encode(),
-    )
+    request = _sp_request(body)
     before = len(stack.graph.seen)
     response = await handler(request)
     problem = json.loads(response.get_body())
