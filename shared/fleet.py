@@ -85,6 +85,13 @@ async def _work(item: object, pipeline: Pipeline, store: ConnectionStore, *, own
     from .work import WorkItem
 
     assert isinstance(item, WorkItem)
+    if item.kind == "fanout":
+        from .rotation import fan_out
+        from .work import get_work_queue
+
+        sent = await fan_out(item, store=store, queue=get_work_queue())
+        log.info("rotation of %s to version %s: %d connection(s) enqueued", item.secret_id, item.version, sent)
+        return None
     if item.kind == "rotate":
         done = await rotate_connection(item, store=store, pipeline=pipeline, owner=owner)
         return done.failed[0] if done.failed else None

@@ -202,8 +202,10 @@ async def handle_key_vault_event(
     ``owner`` names this delivery (the event's id), so that its own redelivery takes over a claim it left behind.
     """
     report = RotationReport()
-    names = await store.find_by_secret(event.secret_id)
-    if event.type in EXPIRY_EVENTS:
+    expiry = event.type in EXPIRY_EVENTS
+    # A rotation reads at most a few names here: more than that, and the rest is the fan-out's work.
+    names = await store.find_by_secret(event.secret_id, limit=None if expiry else INLINE_ROTATIONS + 1)
+    if expiry:
         for name in names:
             record = await store.get(name)
             if record is None or not any(s == event.secret_id for s, _ in record.secret_ids):
@@ -235,9 +237,9 @@ async def handle_key_vault_event(
             from .work import get_work_queue
 
             queue = get_work_queue()
-        item = {"secret_id": event.secret_id, "version": event.version, "created": created}
-        await queue.send_many(WorkItem(kind="rotate", connection=name, **item) for name in names)
-        report.enqueued.extend(names)
+        fanout = WorkItem("fanout", "*", secret_id=event.secret_id, version=event.version, created=created)
+        await queue.send_many([fanout])  # the delivery ends here, whatever the number of connections
+        report.enqueued.append("*")
         return report
     for name in names:
         await _rotate_one(event, name, created, store=store, pipeline=pipeline, report=report, owner=owner)
@@ -357,3 +359,13 @@ async def rotate_connection(
     report = RotationReport()
     await _rotate_one(event, item.connection, item.created, store=store, pipeline=pipeline, report=report, owner=owner)
     return report
+
+
+async def fan_out(item: WorkItem, *, store: ConnectionStore, queue: WorkQueue) -> int:
+    """A ``fanout`` message: one ``rotate`` per connection that uses the secret (paging the index, enqueueing)."""
+    from .work import WorkItem
+
+    assert item.secret_id is not None
+    names = await store.find_by_secret(item.secret_id)
+    fields = {"secret_id": item.secret_id, "version": item.version, "created": item.created}
+    return await queue.send_many(WorkItem(kind="rotate", connection=name, **fields) for name in names)

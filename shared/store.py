@@ -113,7 +113,7 @@ class ConnectionStore(Protocol):
 
     async def page(self, *, top: int, continuation: str | None) -> tuple[list[ConnectionRecord], str | None]: ...
 
-    async def find_by_secret(self, secret_id: str) -> list[str]: ...
+    async def find_by_secret(self, secret_id: str, *, limit: int | None = None) -> list[str]: ...
 
     async def close(self) -> None: ...
 
@@ -240,15 +240,25 @@ class TableStore:
             raise _storage_error(exc, "listing connections") from None
         return records[:top], (records[top].name if len(records) > top else None)
 
-    async def find_by_secret(self, secret_id: str) -> list[str]:
+    async def find_by_secret(self, secret_id: str, *, limit: int | None = None) -> list[str]:
+        """The connections that reference the secret (the index); with ``limit``, at most that many (one page)."""
         table = await self._table()
+        names: set[str] = set()
         try:
             entities = table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": index_partition(secret_id)}, select=["RowKey", "SecretId"]
+                "PartitionKey eq @pk",
+                parameters={"pk": index_partition(secret_id)},
+                select=["RowKey", "SecretId"],
+                results_per_page=min(limit, 1000) if limit else None,
             )
-            return sorted({e["RowKey"] async for e in entities if e.get("SecretId") == secret_id})
+            async for entity in entities:
+                if entity.get("SecretId") == secret_id:
+                    names.add(entity["RowKey"])
+                    if limit is not None and len(names) >= limit:
+                        break
         except Exception as exc:  # noqa: BLE001
             raise _storage_error(exc, "reading the secret index") from None
+        return sorted(names)
 
     async def _index(self, name: str, secret_ids: Iterable[tuple[str, bool]]) -> None:
         from azure.data.tables import UpdateMode

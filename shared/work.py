@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["SEND_CONCURRENCY", "WorkItem", "WorkQueue", "aclose", "get_work_queue"]
 
 SEND_CONCURRENCY = 16  # messages sent at once by one invocation
-WorkKind = Literal["check", "rotate"]
+WorkKind = Literal["check", "rotate", "fanout"]
 _AZURITE_QUEUE = "http://127.0.0.1:10001/devstoreaccount1"
 
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One connection's work: ``check`` (health, then recovery if it opted in) or ``rotate`` (apply a version)."""
+    """One connection's work: ``check`` (health, then recovery if it opted in) or ``rotate`` (apply a version); or
+    ``fanout``: enqueue one ``rotate`` per connection that uses the secret (so that the event delivery that found
+    more than a few ends at once, whatever their number; ``connection`` is ``*``)."""
 
     kind: WorkKind
     connection: str
@@ -46,14 +48,14 @@ class WorkItem:
             data = json.loads(text)
         except ValueError:
             raise InvalidRequest("the work message is not JSON") from None
-        if not isinstance(data, dict) or data.get("kind") not in ("check", "rotate"):
-            raise InvalidRequest("the work message names no kind of work (check or rotate)")
+        if not isinstance(data, dict) or data.get("kind") not in ("check", "rotate", "fanout"):
+            raise InvalidRequest("the work message names no kind of work (check, rotate or fanout)")
         if set(data) - {"kind", "connection", "secret_id", "version", "created"}:
             raise InvalidRequest("the work message has fields no work takes")
         values = {k: data.get(k) for k in ("connection", "secret_id", "version", "created")}
         if not all(v is None or isinstance(v, str) for v in values.values()) or not values["connection"]:
             raise InvalidRequest("the work message's fields are strings, and it names a connection")
-        if data["kind"] == "rotate" and not (values["secret_id"] and values["version"]):
+        if data["kind"] in ("rotate", "fanout") and not (values["secret_id"] and values["version"]):
             raise InvalidRequest("a rotate message names the secret and the version")
         return cls(kind=data["kind"], **values)  # type: ignore[arg-type]
 

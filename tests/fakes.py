@@ -57,8 +57,9 @@ class MemoryStore:
         page, rest = names[:top], names[top : top + 1]
         return [self._records[n] for n in page], (rest[0] if rest else None)
 
-    async def find_by_secret(self, secret_id: str) -> list[str]:
-        return sorted(n for n, r in self._records.items() if any(s == secret_id for s, _ in r.secret_ids))
+    async def find_by_secret(self, secret_id: str, *, limit: int | None = None) -> list[str]:
+        names = sorted(n for n, r in self._records.items() if any(s == secret_id for s, _ in r.secret_ids))
+        return names if limit is None else names[:limit]
 
     async def close(self) -> None:
         return None

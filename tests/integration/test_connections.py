@@ -372,8 +372,8 @@ async def test_a_connection_deleted_while_rotation_runs_is_skipped(conn_env):
     store = get_store()
 
     class Vanishing:
-        async def find_by_secret(self, secret_id):
-            names = await store.find_by_secret(secret_id)
+        async def find_by_secret(self, secret_id, *, limit=None):
+            names = await store.find_by_secret(secret_id, limit=limit)
             await store.delete("gone")
             return names
 

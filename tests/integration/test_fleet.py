@@ -113,8 +113,11 @@ async def test_a_rotation_of_many_connections_fans_out_and_each_is_applied_once(
     conn_env.graph.reset()
     started = time.monotonic()
     await deliver(conn_env.keyvault.event(NEW_VERSION, "scim-token"))
-    assert time.monotonic() - started < 10  # Event Grid's delivery ends with the enqueueing (it waits 30 s at most)
+    assert time.monotonic() - started < 10  # Event Grid's delivery ends with one message (it waits 30 s at most)
     assert conn_env.graph.seen == []
+    assert queued() == 1  # one fanout message, whatever the number of connections
+    host = work_queue(conn_env)
+    await host.poll_once()  # the fanout: one rotate message per connection
     assert queued() == len(names)
     await work_queue(conn_env).drain()
     assert len([s for s in conn_env.graph.seen if s.method == "PUT"]) == len(names)
@@ -186,7 +189,8 @@ async def test_a_claim_held_by_another_delivery_is_retried_not_reported_done(con
     conn_env.graph.reset()
     await deliver(conn_env.keyvault.event(NEW_VERSION, "scim-token"))
     host = work_queue(conn_env)
-    await host.poll_once()
+    await host.poll_once()  # the fanout
+    await host.poll_once()  # the four connections
     assert len([s for s in conn_env.graph.seen if s.method == "PUT"]) == 3
     assert len(host.remaining()) == 1  # held-0 back on the queue, not done
     monkeypatch.setattr(rotation, "CLAIM_SECONDS", 0)  # the other delivery's claim expires
@@ -257,6 +261,9 @@ async def test_a_recovery_is_due_again_after_recovery_min_hours(conn_env, monkey
     await handler(function_app.sweep_connections)(None)
     await work_queue(conn_env).drain()
     monkeypatch.setenv("RECOVERY_MIN_HOURS", "0")
+    from shared import runtime
+
+    runtime.reset()  # a new worker, with the new setting
     conn_env.graph.jobs[SP_ID][JOB]["status"]["quarantine"] = quarantine("EncounteredBaseEscrowThreshold")
     await handler(function_app.sweep_connections)(None)
     await work_queue(conn_env).drain()

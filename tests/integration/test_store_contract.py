@@ -75,6 +75,7 @@ async def test_the_secret_index_follows_creates_replaces_and_deletes(store):
     await store.create(record("d2", SECRET, other))
     await store.create(record("d3", other))
     assert await store.find_by_secret(SECRET) == ["d1", "d2"]
+    assert len(await store.find_by_secret(SECRET, limit=1)) == 1  # at most that many: a rotation's first look
     d2 = await store.get("d2")
     await store.replace(replace(d2, secret_ids=((other, False),)), etag=d2.etag)
     assert await store.find_by_secret(SECRET) == ["d1"]
