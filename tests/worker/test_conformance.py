@@ -30,6 +30,7 @@ EXPECTED = {
     "list_connections": ("httpTrigger", ["GET"], "connections", "FUNCTION"),
     "run_connection": ("httpTrigger", ["POST"], "connections/{name}/run", "FUNCTION"),
     "acquire_from_queue": ("queueTrigger", "%REQUEST_QUEUE_NAME%", "AzureWebJobsStorage"),
+    "connection_work": ("queueTrigger", "%CONNECTION_QUEUE_NAME%", "AzureWebJobsStorage"),
     "acquire_from_event_grid": ("eventGridTrigger",),
     "sweep_connections": ("timerTrigger", "%SWEEP_SCHEDULE%"),
 }
