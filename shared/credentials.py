@@ -17,30 +17,43 @@ if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["GuardedCredential", "TokenUnavailable"]
+__all__ = ["APP_IDENTITY", "DEFAULT_SIGN_IN", "GuardedCredential", "TokenUnavailable"]
 
 log = logging.getLogger(__name__)
 
+# Who a token is asked for, as messages name it: the function app's identity, or an operator's terminal sign-in.
+APP_IDENTITY = "the app's managed identity"
+DEFAULT_SIGN_IN = "your DefaultAzureCredential sign-in"
+
 
 class TokenUnavailable(ClientAuthenticationError):
-    """The credential could not produce a token (endpoint down, identity missing, refused by Entra ID)."""
+    """The credential could not produce a token (endpoint down, identity missing, refused by Entra ID).
+
+    ``identity`` names whose token it was (:data:`APP_IDENTITY` or :data:`DEFAULT_SIGN_IN`), for the messages."""
+
+    def __init__(self, message: str, *, identity: str = APP_IDENTITY) -> None:
+        super().__init__(message)
+        self.identity = identity
 
 
 class GuardedCredential:
-    def __init__(self, inner: AsyncTokenCredential) -> None:
+    """``inner`` with every failure to get a token raised as :class:`TokenUnavailable` naming ``identity``."""
+
+    def __init__(self, inner: AsyncTokenCredential, *, identity: str = APP_IDENTITY) -> None:
         self._inner = inner
+        self.identity = identity
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         try:
             return await self._inner.get_token(*scopes, **kwargs)
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise _unavailable(exc, self.identity) from exc
 
     async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
         try:
             return await self._inner.get_token_info(*scopes, options=options)  # type: ignore[attr-defined, no-any-return]
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise _unavailable(exc, self.identity) from exc
 
     async def close(self) -> None:
         await self._inner.close()
@@ -57,8 +70,8 @@ class GuardedCredential:
         await self.close()
 
 
-def _unavailable(exc: Exception) -> TokenUnavailable:
+def _unavailable(exc: Exception, identity: str) -> TokenUnavailable:
     if isinstance(exc, TokenUnavailable):
         return exc
-    log.warning("no token from the app's credential: %s", type(exc).__name__)
-    return TokenUnavailable(f"the app's identity could not get a token ({type(exc).__name__})")
+    log.warning("no token from %s: %s", identity, type(exc).__name__)
+    return TokenUnavailable(f"{identity} could not get a token ({type(exc).__name__})", identity=identity)

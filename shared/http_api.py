@@ -2,23 +2,25 @@
 
 The triggers hand over method-agnostic pieces (path id, headers, body) and get back an :class:`HttpReply`:
 status, headers and body. Errors are ``application/problem+json`` (RFC 9457) carrying the outcome fields.
+Every route's errors become its reply in one place, :func:`_replying`: a request run (acquire, a connection's run)
+answers with an emitted outcome, the other routes with the error record.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from . import policy
-from .errors import ConfigurationError, InvalidRequest, ProvisioningError
+from .errors import InvalidRequest
 from .outcome import ErrorRecord, Outcome
-from .pipeline import Pipeline, configuration_outcome
+from .pipeline import Invocation, Pipeline, as_error, refused
 from .request import Target, TargetType
-from .settings import GUID, SettingsError
+from .settings import GUID
 from .store import ConnectionRecord, ConnectionStore
 
 __all__ = ["HttpReply", "acquire", "connection", "connections", "json_reply", "problem_reply", "run_connection"]
@@ -38,6 +40,17 @@ def json_reply(
     return HttpReply(status, json.dumps(payload, indent=2).encode("utf-8"), headers or {}, mimetype)
 
 
+async def _replying(handle: Callable[[], Awaitable[HttpReply]], invocation: Invocation | None = None) -> HttpReply:
+    """The route's reply, or its error's: an emitted outcome's reply for a request run (``invocation``), else a
+    problem with the error record. Our errors, settings that cannot be parsed and surprises alike (:func:`as_error`)."""
+    try:
+        return await handle()
+    except Exception as exc:  # noqa: BLE001 - every error ends in a reply; as_error logs a surprise
+        if invocation is not None:
+            return outcome_reply(refused(exc, invocation))
+        return problem_reply(ErrorRecord.from_error(as_error(exc)))
+
+
 async def acquire(
     get_pipeline: Callable[[], Pipeline],
     body: bytes,
@@ -47,22 +60,19 @@ async def acquire(
     target_id: str | None = None,
 ) -> HttpReply:
     """One acquireAccessToken call over HTTP: the caller's role, then the pipeline, then the reply."""
-    try:
-        pipeline = get_pipeline()
-    except SettingsError as exc:
-        return outcome_reply(configuration_outcome(exc, trigger="http"))
     target = None
-    if target_type is not None:
-        if not target_id or not GUID.fullmatch(target_id):
-            return outcome_reply(
-                pipeline.refuse(InvalidRequest("the {id} in the path must be a GUID (an object id)"), trigger="http")
-            )
+    if target_type is not None and target_id and GUID.fullmatch(target_id):
         target = Target(type=target_type, id=target_id.lower())
-    try:
+    invocation = Invocation(trigger="http", target=target)
+
+    async def handle() -> HttpReply:
+        pipeline = get_pipeline()
+        if target_type is not None and target is None:
+            raise InvalidRequest("the {id} in the path must be a GUID (an object id)")
         caller(pipeline, headers, policy.OPERATOR)
-    except ProvisioningError as refusal:
-        return outcome_reply(pipeline.refuse(refusal, trigger="http", target=target))
-    return outcome_reply(await pipeline.run(body, trigger="http", target=target))
+        return outcome_reply(await pipeline.run(body, invocation))
+
+    return await _replying(handle, invocation)
 
 
 def outcome_reply(outcome: Outcome) -> HttpReply:
@@ -116,7 +126,7 @@ async def connection(
     """``PUT``, ``GET`` or ``DELETE /api/connections/{name}``."""
     from .connections import delete_connection, get_connection, put_connection
 
-    try:
+    async def handle() -> HttpReply:
         pipeline = get_pipeline()
         verb = method.upper()
         who = caller(pipeline, headers, policy.ADMIN if verb in ("PUT", "DELETE") else policy.OPERATOR)
@@ -139,10 +149,8 @@ async def connection(
         if _header(headers, "if-none-match") == record.etag:
             return HttpReply(304, b"", {"ETag": record.etag}, "application/json")
         return _record_reply(200, record)
-    except SettingsError as exc:
-        return problem_reply(ErrorRecord.from_error(ConfigurationError(str(exc))))
-    except ProvisioningError as error:
-        return problem_reply(ErrorRecord.from_error(error))
+
+    return await _replying(handle)
 
 
 async def connections(
@@ -154,17 +162,14 @@ async def connections(
     """``GET /api/connections?top=&continuationToken=``."""
     from .connections import list_connections
 
-    try:
-        pipeline = get_pipeline()
-        caller(pipeline, headers, policy.OPERATOR)
+    async def handle() -> HttpReply:
+        caller(get_pipeline(), headers, policy.OPERATOR)
         records, token = await list_connections(
             get_store(), top=params.get("top"), continuation=params.get("continuationToken")
         )
-    except SettingsError as exc:
-        return problem_reply(ErrorRecord.from_error(ConfigurationError(str(exc))))
-    except ProvisioningError as error:
-        return problem_reply(ErrorRecord.from_error(error))
-    return json_reply(200, {"value": [r.to_dict() for r in records], "continuationToken": token})
+        return json_reply(200, {"value": [r.to_dict() for r in records], "continuationToken": token})
+
+    return await _replying(handle)
 
 
 async def run_connection(
@@ -176,13 +181,9 @@ async def run_connection(
     """``POST /api/connections/{name}/run``: the outcome, as for any request (trigger ``connection``)."""
     from .connections import run_connection as run
 
-    try:
+    async def handle() -> HttpReply:
         pipeline = get_pipeline()
-    except SettingsError as exc:
-        return outcome_reply(configuration_outcome(exc, trigger="connection"))
-    try:
         caller(pipeline, headers, policy.OPERATOR)
-        store = get_store()
-    except ProvisioningError as error:
-        return outcome_reply(pipeline.refuse(error, trigger="connection"))
-    return outcome_reply(await run(store, pipeline, name or ""))
+        return outcome_reply(await run(get_store(), pipeline, name or ""))
+
+    return await _replying(handle, Invocation(trigger="connection"))

@@ -1,9 +1,12 @@
-"""The pipeline: a runner. Parse, apply policy, resolve references, run the steps, emit one outcome.
+"""The pipeline: a runner over the process's :class:`~shared.container.Container`. Parse, apply policy, resolve
+references, run the steps, emit one outcome.
 
 :meth:`Pipeline.run` never raises for anything a caller sent or a service answered: every request ends in one
 :class:`~shared.outcome.Outcome`, emitted before it is returned. Errors become outcomes in one place
-(:func:`_finish`): a :class:`~shared.errors.ProvisioningError` becomes an :class:`~shared.outcome.ErrorRecord`
-with the request's secrets redacted, and anything unexpected an ``internalError``.
+(:func:`build_outcome`): a :class:`~shared.errors.ProvisioningError` becomes an :class:`~shared.outcome.ErrorRecord`
+with the request's secrets redacted, and anything unexpected an ``internalError``. What stops a request before it
+reaches the runner (a setting that cannot be parsed, the caller's role, a bad message) ends the same way, through
+:func:`refused`, which every trigger adapter calls from its one ``except``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import graph, policy
 from .errors import ConfigurationError, InternalError, ProvisioningError
-from .graph import GraphClient
 from .keys import is_address
 from .outcome import MAX_MESSAGE_CHARS, ErrorRecord, GraphCall, JobState, Outcome, StepResult, safe_message
-from .references import SecretResolver
 from .request import JOB_STEPS, AcquireRequest, Target, parse_request
 from .settings import Settings, SettingsError
 from .steps import CHANGING_STEPS, DRY_RUN_STEPS, STEPS, StepContext
@@ -31,7 +32,19 @@ from .telemetry import emit_outcome, span
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["MAX_MESSAGE_CHARS", "Invocation", "Pipeline", "configuration_outcome", "safe_message"]
+    from .container import Container
+    from .graph import GraphClient
+    from .references import SecretResolver
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "Invocation",
+    "Pipeline",
+    "as_error",
+    "configuration_outcome",
+    "refused",
+    "safe_message",
+]
 
 log = logging.getLogger(__name__)
 _DRY_RUN = {"reason": "dryRun"}
@@ -66,30 +79,47 @@ class _Run:
 
 
 class Pipeline:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        resolver: SecretResolver,
-        graph: GraphClient,
-        credential: AsyncTokenCredential | None = None,
-    ) -> None:
-        self.settings = settings
-        self.resolver = resolver
-        self.graph = graph
-        self._credential = credential
+    """Runs requests over ``clients`` (settings, credential, Graph client, resolver, store)."""
+
+    def __init__(self, clients: Container) -> None:
+        self.clients = clients
+
+    @property
+    def settings(self) -> Settings:
+        return self.clients.settings
+
+    @property
+    def graph(self) -> GraphClient:
+        return self.clients.graph
+
+    @property
+    def resolver(self) -> SecretResolver:
+        return self.clients.resolver
+
+    @property
+    def credential(self) -> AsyncTokenCredential:
+        """The container's token credential (owned and closed by the container)."""
+        return self.clients.credential
 
     async def run(
         self,
         raw: Any,
+        invocation: Invocation | None = None,
         *,
-        trigger: str = "http",
+        trigger: str | None = None,
         target: Target | None = None,
         dequeue_count: int | None = None,
-        invocation: Invocation | None = None,
     ) -> Outcome:
-        """Run one request. ``raw`` is bytes, text, a decoded JSON value or an :class:`AcquireRequest`."""
-        invocation = invocation or Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count)
+        """Run one request that arrived as ``invocation`` says. ``raw`` is bytes, text, a decoded JSON value or an
+        :class:`AcquireRequest`.
+
+        ``trigger=``, ``target=`` and ``dequeue_count=`` are the old spelling of an :class:`Invocation`, kept only
+        until their last callers (the command line, the benchmark, four test modules) pass one: never both.
+        """
+        if invocation is None:
+            invocation = Invocation(trigger=trigger or "http", target=target, dequeue_count=dequeue_count)
+        elif trigger is not None or target is not None or dequeue_count is not None:
+            raise TypeError("run() takes an Invocation or the trigger keywords, not both")
         with span("AcquireAccessToken", trigger=invocation.trigger) as current:
             outcome = await self._run(raw, invocation)
             current.set_attribute("outcome", outcome.outcome)
@@ -110,7 +140,7 @@ class Pipeline:
         except Exception:
             log.exception("unexpected error in the pipeline (trigger %s)", invocation.trigger)
             error = InternalError("unexpected error; the app's logs have the details")
-        return self._finish(run, error)
+        return _finish(run, error)
 
     def refuse(
         self,
@@ -123,7 +153,7 @@ class Pipeline:
     ) -> Outcome:
         """The outcome of a request refused before it reached the pipeline (the caller's role, a bad message)."""
         invocation = Invocation(trigger=trigger, target=target, dequeue_count=dequeue_count, connection=connection)
-        return self._finish(_Run(invocation=invocation, started=time.perf_counter(), target=target), error)
+        return refused(error, invocation)
 
     def _prefetch_graph_token(self, request: AcquireRequest) -> asyncio.Task[str] | None:
         """Start fetching the Graph token if a step will call Graph; a failure is left for that step to meet again."""
@@ -132,11 +162,6 @@ class Pipeline:
         task = asyncio.ensure_future(self.graph.token())
         task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: the step raises it
         return task
-
-    def _finish(self, run: _Run, error: ProvisioningError | None) -> Outcome:
-        outcome = build_outcome(run, error)
-        emit_outcome(outcome)
-        return outcome
 
     async def _steps(self, request: AcquireRequest, run: _Run) -> ProvisioningError | None:
         """Policy, references, then each step until one does not succeed; returns that step's error."""
@@ -228,16 +253,9 @@ class Pipeline:
         except ProvisioningError:
             return JobState(id=job_id, status=None)
 
-    @property
-    def credential(self) -> AsyncTokenCredential | None:
-        """The app's token credential, shared by every client of this pipeline (Table Storage too)."""
-        return self._credential
-
     async def close(self) -> None:
-        await self.resolver.close()
-        await self.graph.close()
-        if self._credential is not None:
-            await self._credential.close()
+        """Close the container this pipeline runs over (a pipeline from ``build_pipeline`` is its only user)."""
+        await self.clients.close()
 
 
 def _after(error: ProvisioningError, applied: list[str]) -> ProvisioningError:
@@ -277,12 +295,31 @@ def build_outcome(run: _Run, error: ProvisioningError | None) -> Outcome:
     )
 
 
-def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: int | None = None) -> Outcome:
-    """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
-    invocation = Invocation(trigger=trigger, dequeue_count=dequeue_count)
-    outcome = build_outcome(_Run(invocation=invocation, started=time.perf_counter()), ConfigurationError(str(exc)))
+def _finish(run: _Run, error: ProvisioningError | None) -> Outcome:
+    outcome = build_outcome(run, error)
     emit_outcome(outcome)
     return outcome
+
+
+def as_error(exc: BaseException) -> ProvisioningError:
+    """Any exception as one of ours: a setting that cannot be parsed is a ConfigurationError (failed, 503), a surprise
+    an InternalError (failed, 500; logged here with its traceback, never put in a reply)."""
+    if isinstance(exc, ProvisioningError):
+        return exc
+    if isinstance(exc, SettingsError):
+        return ConfigurationError(str(exc))
+    log.error("unexpected error before the pipeline ran", exc_info=exc)
+    return InternalError("unexpected error; the app's logs have the details")
+
+
+def refused(exc: BaseException, invocation: Invocation) -> Outcome:
+    """The emitted outcome of a request that stopped before the runner: ``exc`` made one of ours by :func:`as_error`."""
+    return _finish(_Run(invocation=invocation, started=time.perf_counter(), target=invocation.target), as_error(exc))
+
+
+def configuration_outcome(exc: SettingsError, *, trigger: str, dequeue_count: int | None = None) -> Outcome:
+    """A request that arrives while an app setting cannot be parsed: failed, so queued work is kept."""
+    return refused(exc, Invocation(trigger=trigger, dequeue_count=dequeue_count))
 
 
 def _skipped_by_dry_run(request: AcquireRequest, step: str) -> bool:

@@ -371,9 +371,9 @@ class SecretResolver:
         where = f"secret {reference.name!r} in {reference.host}"
         try:
             secret = await client.get_secret(reference.name, reference.version)
-        except TokenUnavailable:
+        except TokenUnavailable as exc:
             raise IdentityNotAllowed(
-                "the app's managed identity could not get a Key Vault token", code="tokenUnavailable"
+                f"{exc.identity} could not get a Key Vault token", code="tokenUnavailable"
             ) from None
         except ResourceNotFoundError:
             raise ReferenceUnresolvable(f"{where} does not exist", code="SecretNotFound") from None

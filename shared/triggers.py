@@ -2,7 +2,9 @@
 
 ``rejected`` completes the message or event; ``failed`` raises :class:`RetryableFailure`, so the Functions host
 retries (a queue message goes to ``<queue>-poison`` after ``maxDequeueCount``; Event Grid follows its retry
-policy and dead-letters). Every attempt emits its outcome.
+policy and dead-letters). Every attempt emits its outcome. Each message or event is settled in one place,
+:func:`_settled`, which also turns what stops it before the runner (a setting that cannot be parsed, a message
+that is not a request, a surprise) into its outcome.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from .errors import InvalidRequest, ProvisioningError
+from .errors import InvalidRequest
 from .outcome import Outcome
-from .pipeline import Pipeline, configuration_outcome
+from .pipeline import Invocation, Pipeline, refused
 from .rotation import KEY_VAULT_EVENTS, RotationReport
-from .settings import SettingsError
 from .store import ConnectionStore
 
 __all__ = ["EVENT_TYPE", "RetryableFailure", "decode_queue_message", "from_event", "from_queue"]
@@ -25,6 +26,7 @@ __all__ = ["EVENT_TYPE", "RetryableFailure", "decode_queue_message", "from_event
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "Provisioning.AcquireAccessTokenRequested"
+_T = TypeVar("_T")
 
 
 class RetryableFailure(Exception):
@@ -58,16 +60,28 @@ def decode_queue_message(body: bytes | str) -> str:
         raise InvalidRequest("the queue message's base64 content is not UTF-8 text") from None
 
 
+async def _settled(handle: Callable[[], Awaitable[_T]], invocation: Invocation) -> _T | Outcome:
+    """What ``handle`` returns, or the emitted outcome of the error that stopped it; a ``failed`` outcome is raised
+    as :class:`RetryableFailure`, so that the host retries."""
+    try:
+        result: _T | Outcome = await handle()
+    except RetryableFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every error ends in an outcome; refused() logs a surprise
+        result = refused(exc, invocation)
+    if isinstance(result, Outcome) and result.outcome == "failed":
+        raise RetryableFailure(result)
+    return result
+
+
 async def from_queue(get_pipeline: Callable[[], Pipeline], body: bytes | str, *, dequeue_count: int | None) -> Outcome:
-    try:
+    invocation = Invocation(trigger="queue", dequeue_count=dequeue_count)
+
+    async def handle() -> Outcome:
         pipeline = get_pipeline()
-    except SettingsError as exc:
-        raise RetryableFailure(configuration_outcome(exc, trigger="queue", dequeue_count=dequeue_count)) from None
-    try:
-        text = decode_queue_message(body)
-    except InvalidRequest as error:
-        return pipeline.refuse(error, trigger="queue", dequeue_count=dequeue_count)
-    return _settle(await pipeline.run(text, trigger="queue", dequeue_count=dequeue_count))
+        return await pipeline.run(decode_queue_message(body), invocation)
+
+    return await _settled(handle, invocation)
 
 
 async def from_event(
@@ -89,12 +103,13 @@ async def from_event(
     if event_type != EVENT_TYPE:
         log.info("ignoring Event Grid event %s of type %r", event_id, event_type)
         return None
-    try:
-        pipeline = get_pipeline()
-    except SettingsError as exc:
-        raise RetryableFailure(configuration_outcome(exc, trigger="eventGrid")) from None
-    # data is the request as an object, or as JSON text: the pipeline's parser takes both.
-    return _settle(await pipeline.run(data, trigger="eventGrid"))
+    invocation = Invocation(trigger="eventGrid")
+
+    async def handle() -> Outcome:
+        # data is the request as an object, or as JSON text: the pipeline's parser takes both.
+        return await get_pipeline().run(data, invocation)
+
+    return await _settled(handle, invocation)
 
 
 async def from_key_vault_event(
@@ -110,38 +125,30 @@ async def from_key_vault_event(
     retried); an outage raises so that Event Grid redelivers; so does any connection whose re-apply failed."""
     from .rotation import RotationFailed, handle_key_vault_event, parse_key_vault_event
 
-    try:
+    async def handle() -> RotationReport | None:
         pipeline = get_pipeline()
-    except SettingsError as exc:
-        raise RetryableFailure(configuration_outcome(exc, trigger="rotation")) from None
-    try:
         event = parse_key_vault_event(event_type, data, pipeline.settings, topic=topic)
-    except InvalidRequest as error:
-        pipeline.refuse(error, trigger="rotation")
-        return None
-    if event is None:
-        return None
-    try:
-        report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline)
-    except RotationFailed as failure:
-        raise RetryableFailure(failure.failed[0]) from None
-    except ProvisioningError as error:
-        outcome = pipeline.refuse(error, trigger="rotation")
-        if error.retryable:
-            raise RetryableFailure(outcome) from None
-        return None
-    log.info(
-        "Key Vault event %s (%s %s): applied %s, skipped %s, superseded %s, rejected %s, warned %s",
-        event_id,
-        event_type,
-        event.name,
-        report.applied,
-        report.skipped,
-        report.superseded,
-        report.rejected,
-        report.warned,
-    )
-    return report
+        if event is None:
+            return None
+        try:
+            report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline)
+        except RotationFailed as failure:  # every connection was tried; the failed ones' outcomes are emitted
+            raise RetryableFailure(failure.failed[0]) from None
+        log.info(
+            "Key Vault event %s (%s %s): applied %s, skipped %s, superseded %s, rejected %s, warned %s",
+            event_id,
+            event_type,
+            event.name,
+            report.applied,
+            report.skipped,
+            report.superseded,
+            report.rejected,
+            report.warned,
+        )
+        return report
+
+    result = await _settled(handle, Invocation(trigger="rotation"))
+    return None if isinstance(result, Outcome) else result  # a rejected event is completed: its outcome is emitted
 
 
 async def sweep(get_pipeline: Callable[[], Pipeline], get_store: Callable[[], ConnectionStore]) -> int:
@@ -150,9 +157,3 @@ async def sweep(get_pipeline: Callable[[], Pipeline], get_store: Callable[[], Co
 
     pipeline = get_pipeline()
     return len(await run_sweep(get_store(), pipeline))
-
-
-def _settle(outcome: Outcome) -> Outcome:
-    if outcome.outcome == "failed":
-        raise RetryableFailure(outcome)
-    return outcome

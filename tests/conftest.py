@@ -113,9 +113,13 @@ def flushed_within(seconds: float) -> bool:
 def app_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     """The app's settings point at the stand-ins; the stand-ins hold the usual secrets and targets.
 
-    A new identity header per test changes the environment, so each test gets the pipeline (and the token
-    cache) a fresh Functions worker would have.
+    Each test gets the pipeline (and the token cache) a fresh Functions worker would have: the runtime is reset,
+    and a new identity header per test makes sure no token of another test is used. A test that changes the
+    environment after the first trigger ran calls ``runtime.reset()`` itself.
     """
+    from shared import runtime
+
+    runtime.reset()  # a fresh worker: the next trigger builds its clients from the environment set here
     stack.reset()
     stack.identity.header_secret = secrets.token_hex(16)
     for name in list(os.environ):

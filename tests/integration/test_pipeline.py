@@ -4,6 +4,7 @@ import asyncio
 import gc
 import json
 
+from shared.pipeline import Invocation
 from shared.runtime import build_pipeline
 from shared.settings import Settings
 from standins.base import Reply
@@ -15,7 +16,7 @@ def body(**overrides: object) -> bytes:
 
 
 async def run(pipeline, **overrides):
-    return await pipeline.run(body(**overrides), trigger="http")
+    return await pipeline.run(body(**overrides), Invocation(trigger="http"))
 
 
 async def test_a_service_principal_is_authorized_with_its_key_vault_secret(pipeline, app_env):
@@ -323,18 +324,17 @@ async def test_key_vault_staying_throttled_fails_retryable(pipeline, app_env):
     assert app_env.graph.seen == []
 
 
-async def test_every_outcome_is_emitted_once(app_env):
-    emitted = []
+async def test_every_outcome_is_emitted_once(app_env, outcomes):
     from shared import runtime
 
     pipeline = runtime.build_pipeline(Settings.from_env())
-    pipeline._emit = emitted.append
     try:
         await run(pipeline)
         await run(pipeline, credentials=[{"key": "SecretToken", "value": "x"}])
-        await pipeline.run(b"not json", trigger="queue", dequeue_count=2)
-        assert [o.outcome for o in emitted] == ["succeeded", "rejected", "rejected"]
-        assert emitted[2].to_dict()["dequeueCount"] == 2
+        await pipeline.run(b"not json", Invocation(trigger="queue", dequeue_count=2))
+        emitted = outcomes()
+        assert [o["outcome"] for o in emitted] == ["succeeded", "rejected", "rejected"]
+        assert emitted[2]["dequeueCount"] == 2
     finally:
         await pipeline.close()
 
@@ -347,7 +347,8 @@ async def test_secret_values_never_reach_outcomes_or_logs(pipeline, app_env, all
     outcomes.append(await run(pipeline, credentials=[{"key": "Password", "value": CANARY_PASSWORD}]))
     outcomes.append(
         await pipeline.run(
-            json.dumps({"credentials": [{"key": "Password", "value": CANARY_PASSWORD, "x": 1}]}), trigger="http"
+            json.dumps({"credentials": [{"key": "Password", "value": CANARY_PASSWORD, "x": 1}]}),
+            Invocation(trigger="http"),
         )
     )
     text = json.dumps([o.to_dict() for o in outcomes]) + "\n".join(

@@ -7,6 +7,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from shared import runtime
 from standins.base import Reply
 from tests.conftest import APP_ID, CANARIES, CANARY_TOKEN, SCIM_URL, SP_ID, UNKNOWN_ID, request_body
 
@@ -309,6 +310,7 @@ async def test_no_canary_value_reaches_a_response_or_a_log(app_env, all_logs, mo
         await call_sp(path_body(credentials=[{"key": "SecretToken", "secretRef": CANARY_TOKEN + "!"}])),
     ]
     monkeypatch.setenv("ALLOW_INLINE_SECRETS", "true")
+    runtime.reset()  # a worker started with the new setting
     bodies.append(
         await call_sp(
             path_body(

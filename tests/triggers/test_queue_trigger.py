@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 import function_app
+from shared import runtime
 from shared.queueing import encode_message
 from standins.queue_host import QUEUES, QueueHost
 from tests.conftest import CANARIES, SP_ID, UNKNOWN_ID, request_body
@@ -140,6 +141,7 @@ async def test_a_failure_that_passes_succeeds_on_a_later_dequeue(queue_env, app_
     await queue_env.poll_once()
     app_env.identity.header_secret += "-rotated"  # a new worker, with the role now granted
     os.environ["IDENTITY_HEADER"] = app_env.identity.header_secret
+    runtime.reset()
     app_env.identity.graph_roles = ["Synchronization.ReadWrite.All"]
     await queue_env.drain()
     assert [(o["outcome"], o["dequeueCount"]) for o in outcomes()] == [("failed", 1), ("failed", 2), ("succeeded", 3)]
