@@ -1,13 +1,12 @@
 """Azure Functions triggers: parse the trigger's input, call the pipeline, shape the reply. No logic here.
 
-Indexing imports this file on every cold start, so it imports ``azure.functions`` and nothing heavy: the app's
-package (``shared``) is imported by the first invocation that needs it.
+Indexing imports this file on every cold start, so it imports ``azure.functions`` and nothing heavy: each trigger
+imports the module it calls (``from shared import http_api``) in its own body, typed, on its first invocation.
 """
 
 from __future__ import annotations
 
 import logging
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import azure.functions as func
@@ -30,18 +29,6 @@ except SettingsError as _exc:  # loud at start-up; /api/health says the same
     logging.getLogger("function_app").critical("%s", _exc)
 
 
-def _http() -> ModuleType:
-    from shared import http_api
-
-    return http_api
-
-
-def _triggers() -> ModuleType:
-    from shared import triggers
-
-    return triggers
-
-
 def get_pipeline() -> Pipeline:
     from shared.runtime import get_pipeline as pipeline
 
@@ -59,8 +46,10 @@ def _reply(reply: HttpReply) -> func.HttpResponse:
 
 
 async def _acquire_on_path(req: func.HttpRequest, target_type: TargetType) -> func.HttpResponse:
+    from shared import http_api
+
     return _reply(
-        await _http().acquire(
+        await http_api.acquire(
             get_pipeline, req.get_body(), req.headers, target_type=target_type, target_id=req.route_params.get("id")
         )
     )
@@ -78,43 +67,51 @@ async def acquire_for_application(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="acquireAccessToken", methods=["POST"])
 async def acquire_access_token(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await _http().acquire(get_pipeline, req.get_body(), req.headers))
+    from shared import http_api
+
+    return _reply(await http_api.acquire(get_pipeline, req.get_body(), req.headers))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import http_api
     from shared.health import health
 
     status, payload = health()
-    return _reply(_http().json_reply(status, payload))
+    return _reply(http_api.json_reply(status, payload))
 
 
 @app.route(route="health/detail", methods=["GET"])
 def health_detail(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import http_api
     from shared.health import health
 
     status, payload = health(detail=True)
-    return _reply(_http().json_reply(status, payload))
+    return _reply(http_api.json_reply(status, payload))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import http_api
     from shared.openapi import openapi_document
 
-    return _reply(_http().json_reply(200, openapi_document()))
+    return _reply(http_api.json_reply(200, openapi_document()))
 
 
 @app.route(route="swagger.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def swagger(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import http_api
     from shared.swagger import swagger_document
 
-    return _reply(_http().json_reply(200, swagger_document()))
+    return _reply(http_api.json_reply(200, swagger_document()))
 
 
 @app.route(route="connections/{name}", methods=["GET", "PUT", "DELETE"])
 async def connection(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import http_api
+
     return _reply(
-        await _http().connection(
+        await http_api.connection(
             get_pipeline, get_store, req.method, req.route_params.get("name"), req.get_body(), req.headers
         )
     )
@@ -122,32 +119,42 @@ async def connection(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="connections", methods=["GET"])
 async def list_connections(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await _http().connections(get_pipeline, get_store, req.params, req.headers))
+    from shared import http_api
+
+    return _reply(await http_api.connections(get_pipeline, get_store, req.params, req.headers))
 
 
 @app.route(route="connections/{name}/run", methods=["POST"])
 async def run_connection(req: func.HttpRequest) -> func.HttpResponse:
-    return _reply(await _http().run_connection(get_pipeline, get_store, req.route_params.get("name"), req.headers))
+    from shared import http_api
+
+    return _reply(await http_api.run_connection(get_pipeline, get_store, req.route_params.get("name"), req.headers))
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%REQUEST_QUEUE_NAME%", connection="AzureWebJobsStorage")
 async def acquire_from_queue(msg: func.QueueMessage) -> None:
-    await _triggers().from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
+    from shared import triggers
+
+    await triggers.from_queue(get_pipeline, msg.get_body(), dequeue_count=msg.dequeue_count)
 
 
 @app.event_grid_trigger(arg_name="event")
 async def acquire_from_event_grid(event: func.EventGridEvent) -> None:
+    from shared import triggers
+
     # The worker hands over an EventGridEvent or, for the CloudEvents schema, a CloudEvent.
     event_type = getattr(event, "event_type", None) or getattr(event, "type", None)
     topic = getattr(event, "topic", None) or getattr(event, "source", None)  # who vouches for a Key Vault event
-    await _triggers().from_event(
+    await triggers.from_event(
         get_pipeline, event_type=event_type, event_id=event.id, data=event.get_json(), get_store=get_store, topic=topic
     )
 
 
 @app.timer_trigger(schedule="%SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def sweep_connections(timer: func.TimerRequest) -> None:
-    await _triggers().sweep(get_pipeline, get_store)
+    from shared import triggers
+
+    await triggers.sweep(get_pipeline, get_store)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%CONNECTION_QUEUE_NAME%", connection="AzureWebJobsStorage")
