@@ -18,6 +18,8 @@ per second); "on, every trace" exports every span too. Each telemetry setting ru
 6. The Graph client alone (bench/transport.py): httpx as the app used it before, httpx through the app's pools,
    httpx over HTTP/2 and aiohttp, against one fast asynchronous server.
 7. The proposal, measured: the same pipeline and telemetry with Graph's requests sent by aiohttp (bench only).
+9. The fleet (bench/fleet.py): the sweep's and a rotation's fan-out at 100, 1,000 and 10,000 connections: the
+   timer's and the event delivery's time and Table and queue requests per connection, and the per-connection work.
 8. Bytecode (bench/bytecode.py): the first request's imports of the app's own modules compiled from source, with
    timestamp caches made stale by a copy, with valid caches, and with the checked-hash caches `make bytecode` ships.
 
@@ -43,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import bytecode  # noqa: E402 - after the project root is on the path
+from bench import bytecode, fleet  # noqa: E402 - after the project root is on the path
 
 SP_ID = "0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"
 SCIM_URL = "https://scim.example.com/v2"
@@ -747,8 +749,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke test")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--child", choices=("deployed", "every trace"), help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=("bytecode",), help="measure this alone and update its rows in --output")
+    parser.add_argument(
+        "--only", choices=("bytecode", "fleet"), help="measure this alone and update its rows in --output"
+    )
     args = parser.parse_args(argv)
+    if args.only == "fleet":
+        fleet_rows = fleet.rows(fleet.measure(args.quick))
+        print("\n".join(fleet_rows))
+        output = Path(args.output)
+        text = fleet.splice(output.read_text(encoding="utf-8"), fleet_rows)
+        alone = "- The fleet rows were measured alone"
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(alone)) + "\n"
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        text += f"{alone} on {when} (`python bench/run.py --only fleet`); the other figures are from the run above.\n"
+        output.write_text(text, encoding="utf-8")
+        return 0
     if args.only == "bytecode":
         stand = Stand()
         try:
@@ -788,9 +803,17 @@ def main(argv: list[str] | None = None) -> int:
     results["throughput"] += child("every trace", args.quick)["throughput"]
     results["transport"] = transport_comparison(2 if args.quick else 4)
     text = report(results, args.quick)
+    text = fleet.splice(text, fleet.rows(fleet_results(args.quick)))
     print(text)
     Path(args.output).write_text(text, encoding="utf-8")
     return 0
+
+
+def fleet_results(quick: bool) -> list[dict[str, Any]]:
+    """The fleet's fan-out, in a fresh process (it starts its own stand-ins and Azurite)."""
+    code = f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench import fleet; print(json.dumps(fleet.measure({quick})))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 run: Callable[[list[str] | None], int] = main

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .references import SecretResolver
     from .settings import Settings
     from .store import ConnectionStore
+    from .work import WorkQueue
 
 __all__ = ["Container", "table_store"]
 
@@ -29,6 +30,7 @@ class Container:
     graph: GraphClient
     resolver: SecretResolver
     _store: ConnectionStore | None = field(default=None, repr=False)
+    _work_queue: WorkQueue | None = field(default=None, repr=False)
 
     @property
     def store(self) -> ConnectionStore:
@@ -38,7 +40,19 @@ class Container:
             self._store = table_store(self.settings, self.credential)
         return self._store
 
+    @property
+    def work_queue(self) -> WorkQueue:
+        """The connection-work queue (``CONNECTION_QUEUE_NAME``) over the container's credential, made on first use."""
+        if self._work_queue is None:
+            from .work import WorkQueue
+
+            self._work_queue = WorkQueue(self.settings.connection_queue_name, self.credential)
+        return self._work_queue
+
     async def close(self) -> None:
+        queue, self._work_queue = self._work_queue, None
+        if queue is not None:
+            await queue.close()
         store, self._store = self._store, None
         if store is not None:
             await store.close()

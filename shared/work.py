@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,11 +19,10 @@ from .errors import ConfigurationError, InvalidRequest, ServiceUnavailable
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["SEND_CONCURRENCY", "WorkItem", "WorkQueue", "aclose", "get_work_queue"]
+__all__ = ["SEND_CONCURRENCY", "WorkItem", "WorkQueue", "get_work_queue"]
 
 SEND_CONCURRENCY = 16  # messages sent at once by one invocation
 WorkKind = Literal["check", "rotate", "fanout"]
-_AZURITE_QUEUE = "http://127.0.0.1:10001/devstoreaccount1"
 
 
 @dataclass(frozen=True)
@@ -75,35 +73,33 @@ class WorkQueue:
             from azure.storage.queue import TextBase64EncodePolicy
             from azure.storage.queue.aio import QueueClient
 
-            env = os.environ
-            encode = TextBase64EncodePolicy()
-            connection_string = (env.get("AzureWebJobsStorage") or "").strip()
-            try:
-                if connection_string.lower() == "usedevelopmentstorage=true":
-                    from .queueing import AZURITE_CONNECTION_STRING
+            from .storage import storage_account
 
-                    connection_string = AZURITE_CONNECTION_STRING
-                if connection_string:
-                    self._client = QueueClient.from_connection_string(
-                        connection_string, self.queue_name, message_encode_policy=encode
-                    )
-                    return self._client
-            except (ValueError, TypeError):
-                raise ConfigurationError(
-                    "app setting AzureWebJobsStorage: not a connection string the queue client can use"
-                ) from None
-            endpoint = (env.get("AzureWebJobsStorage__queueServiceUri") or "").strip()
-            account = (env.get("AzureWebJobsStorage__accountName") or "").strip()
-            if not endpoint and account:
-                endpoint = f"https://{account}.queue.core.windows.net"
-            if not endpoint or self._credential is None:
+            account = storage_account("queue")
+            encode = TextBase64EncodePolicy()
+            if account is None:
                 raise ConfigurationError(
                     "no storage account for the connection-work queue: set AzureWebJobsStorage or "
                     "AzureWebJobsStorage__accountName"
                 )
-            self._client = QueueClient(
-                endpoint, self.queue_name, credential=self._credential, message_encode_policy=encode
-            )
+            try:
+                if account.connection_string is not None:
+                    self._client = QueueClient.from_connection_string(
+                        account.connection_string, self.queue_name, message_encode_policy=encode
+                    )
+                else:
+                    if self._credential is None:
+                        raise ConfigurationError(f"app setting {account.setting}: identity-based, but no credential")
+                    self._client = QueueClient(
+                        str(account.endpoint),
+                        self.queue_name,
+                        credential=self._credential,
+                        message_encode_policy=encode,
+                    )
+            except (ValueError, TypeError):
+                raise ConfigurationError(
+                    f"app setting {account.setting}: not a storage account the queue client can use"
+                ) from None
         return self._client
 
     async def send_many(self, items: Iterable[WorkItem]) -> int:
@@ -147,23 +143,8 @@ class WorkQueue:
             self._client = None
 
 
-_queues: dict[tuple[int, int, str], WorkQueue] = {}
-
-
 def get_work_queue() -> WorkQueue:
-    """The connection-work queue of this process's pipeline and event loop (its credential), created on first use."""
+    """The connection-work queue of this process's container (made on first use, closed with the container)."""
     from .runtime import get_pipeline
 
-    pipeline = get_pipeline()
-    key = (id(asyncio.get_running_loop()), id(pipeline), pipeline.settings.connection_queue_name)
-    queue = _queues.get(key)
-    if queue is None:
-        queue = _queues[key] = WorkQueue(pipeline.settings.connection_queue_name, pipeline.credential)
-    return queue
-
-
-async def aclose() -> None:
-    """Close the queues opened on this event loop."""
-    loop = id(asyncio.get_running_loop())
-    for key in [k for k in _queues if k[0] == loop]:
-        await _queues.pop(key).close()
+    return get_pipeline().clients.work_queue
