@@ -82,11 +82,12 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route="health/detail", methods=["GET"])
-def health_detail(req: func.HttpRequest) -> func.HttpResponse:
+async def health_detail(req: func.HttpRequest) -> func.HttpResponse:
     from shared import http_api
-    from shared.health import health
+    from shared.health import deep_health, health
 
-    status, payload = health(detail=True)
+    deep = (req.params.get("deep") or "").lower() == "true"
+    status, payload = await deep_health(get_pipeline) if deep else health(detail=True)
     return _reply(http_api.json_reply(status, payload))
 
 

@@ -36,45 +36,42 @@ async def from_work_queue(
     dequeue_count: int | None,
     message_id: str | None,
 ) -> None:
-    from .pipeline import configuration_outcome
-    from .settings import SettingsError
-    from .triggers import RetryableFailure, decode_queue_message
+    from .pipeline import Invocation, refused
+    from .triggers import _settled, decode_queue_message
     from .work import WorkItem
 
-    try:
+    async def handle() -> Outcome | None:
         pipeline = get_pipeline()
-    except SettingsError as exc:
-        raise RetryableFailure(configuration_outcome(exc, trigger="queue", dequeue_count=dequeue_count)) from None
-    try:
-        item = WorkItem.from_json(decode_queue_message(body))
-    except InvalidRequest as error:
-        log.warning("connection-work message %s rejected: %s", message_id, error.message)
-        return
-    try:
-        failure = await _work(item, pipeline, get_store(), owner=message_id)
-    except ProvisioningError as error:
-        if not error.retryable:
-            log.warning("connection %r: %s work rejected: %s", item.connection, item.kind, error.code)
-            return
-        failure = pipeline.refuse(
-            error, trigger="rotation" if item.kind == "rotate" else "sweep", connection=item.connection
-        )
-    if failure is None:
-        return
-    if (dequeue_count or 1) >= MAX_DEQUEUE_COUNT:
-        emit_event(
-            "ConnectionWorkFailed",
-            {
-                "connection": item.connection,
-                "kind": item.kind,
-                "dequeueCount": str(dequeue_count),
-                "errorCode": failure.error_code,
-                "version": item.version,
-                "detail": "moved to the poison queue after the last attempt",
-            },
-            level=logging.ERROR,
-        )
-    raise RetryableFailure(failure)
+        try:
+            item = WorkItem.from_json(decode_queue_message(body))
+        except InvalidRequest as error:
+            log.warning("connection-work message %s rejected: %s", message_id, error.message)
+            return None
+        trigger = "sweep" if item.kind == "check" else "rotation"
+        try:
+            failure = await _work(item, pipeline, get_store(), owner=message_id)
+        except ProvisioningError as error:
+            if not error.retryable:
+                log.warning("connection %r: %s work rejected: %s", item.connection, item.kind, error.code)
+                return None
+            invocation = Invocation(trigger=trigger, dequeue_count=dequeue_count, connection=item.connection)
+            failure = refused(error, invocation)
+        if failure is not None and (dequeue_count or 1) >= MAX_DEQUEUE_COUNT:
+            emit_event(
+                "ConnectionWorkFailed",
+                {
+                    "connection": item.connection,
+                    "kind": item.kind,
+                    "dequeueCount": str(dequeue_count),
+                    "errorCode": failure.error_code,
+                    "version": item.version,
+                    "detail": "moved to the poison queue after the last attempt",
+                },
+                level=logging.ERROR,
+            )
+        return failure  # a failed outcome is raised, so that the host retries (then moves it to the poison queue)
+
+    await _settled(handle, Invocation(trigger="queue", dequeue_count=dequeue_count))
 
 
 async def _work(item: object, pipeline: Pipeline, store: ConnectionStore, *, owner: str | None) -> Outcome | None:

@@ -105,9 +105,10 @@ class GraphClient:
 
         try:
             return await self._credential.get_token(self._settings.graph_scope)
-        except ClientAuthenticationError:  # TokenUnavailable, from the guarded credential
+        except ClientAuthenticationError as exc:  # TokenUnavailable, from the guarded credential: it names whose
+            identity = getattr(exc, "identity", None) or "the app's identity"
             raise IdentityNotAllowed(
-                "the app's identity could not get a Microsoft Graph token", code="tokenUnavailable"
+                f"{identity} could not get a Microsoft Graph token", code="tokenUnavailable"
             ) from None
 
     async def send(

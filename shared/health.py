@@ -7,11 +7,15 @@ Anonymous callers learn only the status and the names of missing or invalid sett
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .settings import Settings, SettingsError
 
-__all__ = ["HOST_EXPRESSION_SETTINGS", "health"]
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+__all__ = ["HOST_EXPRESSION_SETTINGS", "deep_health", "health"]
 
 # Settings the Functions host reads itself, in a trigger's ``%NAME%`` binding expression. The host has no default
 # for them: when one is missing, the function that names it is not run at all, whatever the app's code defaults to.
@@ -96,3 +100,17 @@ def _report(env: Mapping[str, str]) -> tuple[int, dict[str, object]]:
         },
         "warnings": warnings,
     }
+
+
+async def deep_health(get_pipeline: Callable[[], Pipeline]) -> tuple[int, dict[str, object]]:
+    """``?deep=true``: the detail report and the preflight's checks (network calls), 503 if any check fails."""
+    from .preflight import preflight
+
+    status, report = health(detail=True)
+    if status != 200:
+        return status, report
+    checks = await preflight(get_pipeline())
+    report = {**report, "checks": [check.to_dict() for check in checks]}
+    if not all(check.ok for check in checks):
+        return 503, {**report, "status": "unhealthy"}
+    return 200, report

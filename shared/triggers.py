@@ -131,7 +131,8 @@ async def from_key_vault_event(
         if event is None:
             return None
         try:
-            report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline)
+            # The event's id names this delivery: its own redelivery may take over a claim it left behind.
+            report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline, owner=event_id)
         except RotationFailed as failure:  # every connection was tried; the failed ones' outcomes are emitted
             raise RetryableFailure(failure.failed[0]) from None
         log.info(

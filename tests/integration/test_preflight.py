@@ -84,3 +84,28 @@ def test_a_missing_queue_or_table_is_named_with_its_fix(ready, monkeypatch):
     assert not checks["connectionsTable"]["ok"]
     assert "Storage Table Data Contributor" in checks["connectionsTable"]["fix"]
     assert checks["graphPermission"]["ok"]
+
+
+async def test_deep_health_runs_the_same_checks_as_the_apps_own_identity(ready):
+    import azure.functions as func
+
+    import function_app
+    from tests.triggers.test_http_trigger import payload
+
+    def detail(params):
+        request = func.HttpRequest("GET", "https://app.azurewebsites.net/api/health/detail", params=params, body=b"")
+        return function_app.health_detail.build().get_user_function()(request)
+
+    shallow = await detail({})
+    assert "checks" not in payload(shallow)  # no network call without deep=true
+    deep = await detail({"deep": "true"})
+    assert deep.status_code == 200, deep.get_body()
+    assert {c["name"] for c in payload(deep)["checks"]} >= {"graphPermission", "connectionsTable"}
+    ready.identity.graph_roles = ["Directory.Read.All"]
+    from shared import runtime
+
+    runtime.reset()  # a new worker: the app's token is fetched again
+    failing = await detail({"deep": "true"})
+    assert failing.status_code == 503
+    [graph] = [c for c in payload(failing)["checks"] if c["name"] == "graphPermission"]
+    assert "appRoleAssignments" in graph["fix"]

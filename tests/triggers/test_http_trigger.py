@@ -208,11 +208,11 @@ def get(route: str) -> func.HttpRequest:
     return func.HttpRequest("GET", f"https://app.azurewebsites.net/api/{route}", body=b"")
 
 
-def test_health_reports_the_effective_settings_without_secrets(app_env, monkeypatch):
+async def test_health_reports_the_effective_settings_without_secrets(app_env, monkeypatch):
     monkeypatch.setenv(
         "APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000000"
     )
-    response = user_function(function_app.health_detail)(get("health/detail"))
+    response = await user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 200
     body = payload(response)
     assert body["status"] == "healthy"
@@ -223,9 +223,9 @@ def test_health_reports_the_effective_settings_without_secrets(app_env, monkeypa
     assert app_env.identity.header_secret not in text
 
 
-def test_health_names_a_setting_that_cannot_be_parsed(app_env, monkeypatch):
+async def test_health_names_a_setting_that_cannot_be_parsed(app_env, monkeypatch):
     monkeypatch.setenv("SECRET_CACHE_SECONDS", "forever")
-    response = user_function(function_app.health_detail)(get("health/detail"))
+    response = await user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 503
     assert payload(response)["problems"] == [
         {"setting": "SECRET_CACHE_SECONDS", "problem": "must be a number, not 'forever'"}
@@ -246,24 +246,24 @@ def test_anonymous_health_discloses_no_configuration(app_env, monkeypatch):
         assert disclosed.lower() not in text.lower()
 
 
-def test_health_says_entra_callers_cannot_be_trusted_without_app_service_authentication(app_env, monkeypatch):
+async def test_health_says_entra_callers_cannot_be_trusted_without_app_service_authentication(app_env, monkeypatch):
     monkeypatch.setenv("CALLER_AUTH", "entra")
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
     anonymous = user_function(function_app.health_check)(get("health"))
     assert (anonymous.status_code, payload(anonymous)["problems"]) == (503, [{"setting": "CALLER_AUTH"}])
-    detail = payload(user_function(function_app.health_detail)(get("health/detail")))
+    detail = payload(await user_function(function_app.health_detail)(get("health/detail")))
     assert "WEBSITE_AUTH_ENABLED" in detail["problems"][0]["problem"]
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     assert user_function(function_app.health_check)(get("health")).status_code == 200
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])
-def test_health_names_a_missing_setting_the_host_needs_for_a_binding_expression(app_env, monkeypatch, value):
+async def test_health_names_a_missing_setting_the_host_needs_for_a_binding_expression(app_env, monkeypatch, value):
     if value is None:
         monkeypatch.delenv("REQUEST_QUEUE_NAME")
     else:
         monkeypatch.setenv("REQUEST_QUEUE_NAME", value)
-    response = user_function(function_app.health_detail)(get("health/detail"))
+    response = await user_function(function_app.health_detail)(get("health/detail"))
     assert response.status_code == 503
     [problem] = payload(response)["problems"]
     assert problem["setting"] == "REQUEST_QUEUE_NAME"

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 
 import pytest
 
-from tests.conftest import APP_ID, CANARIES, SP_ID, UNKNOWN_ID, flushed_within, request_body
+from tests.conftest import APP_ID, CANARIES, SCIM_URL, SP_ID, UNKNOWN_ID, flushed_within, request_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -392,7 +393,60 @@ async def test_connections_routes_and_the_sweep_timer_run_in_the_worker(worker, 
     )
     assert reply(ran)[1]["trigger"] == "connection"
     timer = json.dumps({"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": False})
+    from azure.storage.queue import QueueClient
+
+    work = QueueClient.from_connection_string(azurite.connection_string, os.environ["CONNECTION_QUEUE_NAME"])
+    work.create_queue()
     with caplog.at_level(logging.INFO, logger="shared.events"):
         swept = await worker.invoke("sweep_connections", {"timer": worker.pb.TypedData(json=timer)})
-    assert swept.succeeded, swept.response.result.exception.message
+        assert swept.succeeded, swept.response.result.exception.message
+        [message] = list(work.receive_messages())  # the timer enqueued the connection's check
+        checked = await worker.invoke(
+            "connection_work", {"msg": worker.pb.TypedData(string=message.content)}, queue_metadata(worker, 1)
+        )
+    assert checked.succeeded, checked.response.result.exception.message
     assert "ConnectionHealth" in caplog.text
+    assert '"connection":"w-conn"' in caplog.text
+
+
+VAULT_TOPIC = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/standin-kv"
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+async def test_the_worker_hands_a_key_vault_events_topic_to_the_app_which_trusts_only_its_vaults(
+    worker, app_env, azurite, monkeypatch, outcomes, caplog, schema
+):
+    import logging
+    import uuid
+
+    from shared import runtime
+
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("CONNECTIONS_TABLE", "wkv" + uuid.uuid4().hex[:10])
+    monkeypatch.setenv("KEY_VAULT_ALLOWED_HOSTS", f"{app_env.keyvault.host},standin-kv.vault.azure.net")
+    runtime.reset()
+    body = json.dumps(request_body(correlationId=None)).encode()
+    created = await worker.invoke(
+        "connection", {"req": worker.http("PUT", "connections/w-kv", body=body, params={"name": "w-kv"})}
+    )
+    assert reply(created)[0] == 201
+    version = app_env.keyvault.set_secret("scim-token", "worker-rotated-value-0042")
+    app_env.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": "worker-rotated-value-0042"}
+    genuine = json.loads(
+        app_env.keyvault.event("Microsoft.KeyVault.SecretNewVersionCreated", "scim-token", version, schema=schema)
+    )
+    forged = dict(genuine)
+    forged["source" if schema == "cloudevents" else "topic"] = (
+        "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.EventGrid/topics/provisioning"
+    )
+    with caplog.at_level(logging.INFO):
+        ignored = await worker.invoke(
+            "acquire_from_event_grid", {"event": worker.pb.TypedData(json=json.dumps(forged))}
+        )
+    assert ignored.succeeded  # completed, never retried
+    assert [o for o in outcomes() if o["trigger"] == "rotation"] == []
+    assert "its topic/source is not a Key Vault resource id" in caplog.text
+    applied = await worker.invoke("acquire_from_event_grid", {"event": worker.pb.TypedData(json=json.dumps(genuine))})
+    assert applied.succeeded, applied.response.result.exception.message
+    [rotation] = [o for o in outcomes() if o["trigger"] == "rotation"]
+    assert (rotation["outcome"], rotation["connection"]) == ("succeeded", "w-kv")
