@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bytecode, fleet  # noqa: E402 - after the project root is on the path
+from shared.pipeline import Invocation  # noqa: E402
 
 SP_ID = "0b9e8b8a-8f7e-4f6c-9d0a-3d3c6f6f1a11"
 SCIM_URL = "https://scim.example.com/v2"
@@ -92,10 +93,11 @@ assert outcome["outcome"] == "succeeded", outcome
 # The same first request without the Functions library: the pipeline the CLI runs.
 OURS_FIRST_AS_A_LIBRARY = """
 import asyncio
+from shared.pipeline import Invocation
 from shared.runtime import build_pipeline
 from shared.settings import Settings
 async def first():
-    outcome = await build_pipeline(Settings.from_env()).run({body!r}, trigger="cli")
+    outcome = await build_pipeline(Settings.from_env()).run({body!r}, Invocation(trigger="cli"))
     assert outcome.outcome == "succeeded", outcome.to_dict()
 asyncio.run(first())
 """
@@ -343,7 +345,7 @@ async def warm(n: int) -> dict[str, Any]:
     try:
 
         async def ours() -> None:
-            outcome = await pipeline.run(body, trigger="http")
+            outcome = await pipeline.run(body, Invocation(trigger="http"))
             assert outcome.outcome == "succeeded", outcome.to_dict()
 
         await ours()  # the token and the secret out of the way
@@ -399,14 +401,14 @@ async def key_vault(stand: Stand, runs: int) -> dict[int, float]:
     pipeline = build_pipeline(Settings.from_env())
     results = {}
     try:
-        await pipeline.run(request_body(dry_run=True), trigger="cli")  # challenge and token out of the way
+        await pipeline.run(request_body(dry_run=True), Invocation(trigger="cli"))  # challenge and token out of the way
         for count in (1, 4, 16, 32):
             body = request_body([{"key": keys[i], "secretRef": f"secret-{i}"} for i in range(count)], dry_run=True)
-            await pipeline.run(body, trigger="cli")  # the connections for this many reads
+            await pipeline.run(body, Invocation(trigger="cli"))  # the connections for this many reads
             samples = []
             for _ in range(runs):
                 started = time.perf_counter()
-                outcome = await pipeline.run(body, trigger="cli")
+                outcome = await pipeline.run(body, Invocation(trigger="cli"))
                 samples.append((time.perf_counter() - started) * 1000)
                 assert outcome.outcome == "validated", outcome.to_dict()
             results[count] = statistics.median(samples)
@@ -476,14 +478,14 @@ async def throughput(stand: Stand, seconds: float, concurrency: int = 16, *, pro
     body = request_body()
     latencies: list[float] = []
     try:
-        await pipeline.run(body, trigger="http")  # the token and the secret out of the way
+        await pipeline.run(body, Invocation(trigger="http"))  # the token and the secret out of the way
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                outcome = await pipeline.run(body, trigger="http")
+                outcome = await pipeline.run(body, Invocation(trigger="http"))
                 latencies.append(time.perf_counter() - started)
                 assert outcome.outcome == "succeeded", outcome.to_dict()
 

@@ -237,11 +237,12 @@ def _read(path: str) -> bytes:
 
 
 async def _acquire(raw: Any) -> Outcome:
+    from .pipeline import Invocation
     from .telemetry import flush
 
     pipeline = _build_pipeline()
     try:
-        return await pipeline.run(raw, trigger="cli")
+        return await pipeline.run(raw, Invocation(trigger="cli"))
     finally:
         await pipeline.close()
         flush()

@@ -49,7 +49,7 @@ async def from_work_queue(
             return None
         trigger = "sweep" if item.kind == "check" else "rotation"
         try:
-            failure = await _work(item, pipeline, get_store(), owner=message_id)
+            failure = await _work(item, pipeline, get_store(), owner=message_id, attempt=dequeue_count)
         except ProvisioningError as error:
             if not error.retryable:
                 log.warning("connection %r: %s work rejected: %s", item.connection, item.kind, error.code)
@@ -74,7 +74,9 @@ async def from_work_queue(
     await _settled(handle, Invocation(trigger="queue", dequeue_count=dequeue_count))
 
 
-async def _work(item: object, pipeline: Pipeline, store: ConnectionStore, *, owner: str | None) -> Outcome | None:
+async def _work(
+    item: object, pipeline: Pipeline, store: ConnectionStore, *, owner: str | None, attempt: int | None
+) -> Outcome | None:
     """Do one item; the failed outcome to retry, or ``None`` when the work is done (or rejected for good)."""
     from .recovery import recover
     from .rotation import rotate_connection
@@ -90,7 +92,7 @@ async def _work(item: object, pipeline: Pipeline, store: ConnectionStore, *, own
         log.info("rotation of %s to version %s: %d connection(s) enqueued", item.secret_id, item.version, sent)
         return None
     if item.kind == "rotate":
-        done = await rotate_connection(item, store=store, pipeline=pipeline, owner=owner)
+        done = await rotate_connection(item, store=store, pipeline=pipeline, owner=owner, attempt=attempt)
         return done.failed[0] if done.failed else None
     record = await store.get(item.connection)
     if record is None:

@@ -101,25 +101,9 @@ class Pipeline:
         """The container's token credential (owned and closed by the container)."""
         return self.clients.credential
 
-    async def run(
-        self,
-        raw: Any,
-        invocation: Invocation | None = None,
-        *,
-        trigger: str | None = None,
-        target: Target | None = None,
-        dequeue_count: int | None = None,
-    ) -> Outcome:
+    async def run(self, raw: Any, invocation: Invocation) -> Outcome:
         """Run one request that arrived as ``invocation`` says. ``raw`` is bytes, text, a decoded JSON value or an
-        :class:`AcquireRequest`.
-
-        ``trigger=``, ``target=`` and ``dequeue_count=`` are the old spelling of an :class:`Invocation`, kept only
-        until their last callers (the command line, the benchmark, four test modules) pass one: never both.
-        """
-        if invocation is None:
-            invocation = Invocation(trigger=trigger or "http", target=target, dequeue_count=dequeue_count)
-        elif trigger is not None or target is not None or dequeue_count is not None:
-            raise TypeError("run() takes an Invocation or the trigger keywords, not both")
+        :class:`AcquireRequest`."""
         with span("AcquireAccessToken", trigger=invocation.trigger) as current:
             outcome = await self._run(raw, invocation)
             current.set_attribute("outcome", outcome.outcome)

@@ -47,7 +47,7 @@ NEW_VERSION = "Microsoft.KeyVault.SecretNewVersionCreated"
 EXPIRY_EVENTS = ("Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired")
 KEY_VAULT_EVENTS = (NEW_VERSION, *EXPIRY_EVENTS)
 # A claim outlives the work of one connection (a few Graph calls) with room; a claim left by an invocation that died
-# is taken over at once by the same message's or event's next attempt (its owner), and by anyone once it expires.
+# is taken over at once by the same queue message's next attempt, and by anyone once it expires.
 CLAIM_SECONDS = 300
 # A rotation that affects more connections than this fans out through the connection-work queue (docs/fleet.md).
 INLINE_ROTATIONS = 3
@@ -196,10 +196,13 @@ async def handle_key_vault_event(
     pipeline: Pipeline,
     queue: WorkQueue | None = None,
     owner: str | None = None,
+    attempt: int | None = None,
 ) -> RotationReport:
     """Warn of an expiry, or apply a new version: inline for a few connections, else one queue message each.
 
-    ``owner`` names this delivery (the event's id), so that its own redelivery takes over a claim it left behind.
+    ``owner`` and ``attempt`` name this delivery (a queue message's id and dequeue count): a later attempt of the same
+    message takes over a claim an earlier one left behind (the queue hands a message back only when its attempt has
+    ended). Without an attempt number (Event Grid), a claim is only ever released or left to expire.
     """
     report = RotationReport()
     expiry = event.type in EXPIRY_EVENTS
@@ -257,6 +260,7 @@ async def _rotate_one(
     pipeline: Pipeline,
     report: RotationReport,
     owner: str | None = None,
+    attempt: int | None = None,
 ) -> None:
     from .pipeline import Invocation
 
@@ -277,7 +281,7 @@ async def _rotate_one(
         if applied is not None and created and applied.get("created") and str(applied["created"]) > created:
             report.superseded.append(name)  # a newer version is applied already: never go back
             return
-        if _claimed_elsewhere(record.claim, event, owner):
+        if _claimed_elsewhere(record.claim, event, owner, attempt):
             # Another delivery is applying it now, or died doing so: never reported done, so that it is retried
             # until the claim is released or has expired.
             report.busy.append(name)
@@ -288,7 +292,7 @@ async def _rotate_one(
             )
             report.failed.append(pipeline.refuse(busy, trigger="rotation", connection=name))
             return
-        claim = {"secretId": event.secret_id, "version": event.version, "at": now(), "owner": owner}
+        claim = {"secretId": event.secret_id, "version": event.version, "at": now(), "owner": owner, "attempt": attempt}
         try:
             await store.replace(replace(record, claim=claim), etag=record.etag, current=record)
         except PreconditionFailed:
@@ -317,12 +321,16 @@ async def _rotate_one(
         report.rejected.append(name)
 
 
-def _claimed_elsewhere(claim: dict[str, Any] | None, event: KeyVaultEvent, owner: str | None) -> bool:
-    """A live claim on this secret and version held by another delivery (an owner's own claim is its to take over:
-    the attempt that wrote it has died, or the message would not have come back)."""
+def _claimed_elsewhere(
+    claim: dict[str, Any] | None, event: KeyVaultEvent, owner: str | None, attempt: int | None
+) -> bool:
+    """A live claim on this secret and version held by another delivery. A claim an earlier attempt of the same
+    queue message wrote is this attempt's to take over: the queue hands a message back only when that attempt ended."""
     if not claim or claim.get("secretId") != event.secret_id or claim.get("version") != event.version:
         return False
-    if owner is not None and claim.get("owner") == owner:
+    earlier = claim.get("attempt")
+    same_message = owner is not None and claim.get("owner") == owner
+    if same_message and attempt is not None and isinstance(earlier, int) and earlier < attempt:
         return False
     try:
         at = datetime.fromisoformat(str(claim.get("at")).replace("Z", "+00:00"))
@@ -349,7 +357,7 @@ def _warn_expiry(event: KeyVaultEvent, connection: str) -> None:
 
 
 async def rotate_connection(
-    item: WorkItem, *, store: ConnectionStore, pipeline: Pipeline, owner: str | None
+    item: WorkItem, *, store: ConnectionStore, pipeline: Pipeline, owner: str | None, attempt: int | None = None
 ) -> RotationReport:
     """One connection's share of a fanned-out rotation (a ``rotate`` message of the connection-work queue)."""
     assert item.secret_id is not None
@@ -357,7 +365,16 @@ async def rotate_connection(
     vault_url, _, name = item.secret_id.rpartition("/secrets/")
     event = KeyVaultEvent(NEW_VERSION, None, vault_url, name, item.version, None)
     report = RotationReport()
-    await _rotate_one(event, item.connection, item.created, store=store, pipeline=pipeline, report=report, owner=owner)
+    await _rotate_one(
+        event,
+        item.connection,
+        item.created,
+        store=store,
+        pipeline=pipeline,
+        report=report,
+        owner=owner,
+        attempt=attempt,
+    )
     return report
 
 

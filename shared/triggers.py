@@ -131,7 +131,7 @@ async def from_key_vault_event(
         if event is None:
             return None
         try:
-            # The event's id names this delivery: its own redelivery may take over a claim it left behind.
+            # The event's id names the delivery (Event Grid gives no attempt number: its claims are released or expire).
             report = await handle_key_vault_event(event, store=get_store(), pipeline=pipeline, owner=event_id)
         except RotationFailed as failure:  # every connection was tried; the failed ones' outcomes are emitted
             raise RetryableFailure(failure.failed[0]) from None

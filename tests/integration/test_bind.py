@@ -8,13 +8,14 @@ import pytest
 
 from shared.bind import bind_secret, binding_tags
 from shared.errors import IdentityNotAllowed, InvalidRequest
+from shared.pipeline import Invocation
 from shared.settings import Settings
 from tests.conftest import CANARY_TOKEN, SCIM_URL, SP_ID, request_body
 
 
 async def test_bind_tags_the_current_version_and_keeps_its_other_tags(pipeline, app_env):
     app_env.keyvault.set_secret("scim-token", CANARY_TOKEN, tags={"CredentialId": "scim-1", "owner": "team-a"})
-    before = await pipeline.run(request_body(), trigger="cli")
+    before = await pipeline.run(request_body(), Invocation(trigger="cli"))
     assert before.error_code == "secretNotBound"
     result = await bind_secret(
         "scim-token", [SP_ID.upper()], [SCIM_URL], settings=Settings.from_env(), credential=pipeline.credential
@@ -30,7 +31,7 @@ async def test_bind_tags_the_current_version_and_keeps_its_other_tags(pipeline, 
     assert (name, version) == ("scim-token", app_env.keyvault.secrets["scim-token"][-1].version)
     assert CANARY_TOKEN not in str(result)
     pipeline.resolver._cache.clear()  # a new worker: the tags are read from the version again
-    assert (await pipeline.run(request_body(), trigger="cli")).outcome == "succeeded"
+    assert (await pipeline.run(request_body(), Invocation(trigger="cli"))).outcome == "succeeded"
 
 
 async def test_bind_is_refused_where_the_operator_may_not_write_the_secret(pipeline, app_env):

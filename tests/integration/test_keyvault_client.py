@@ -2,6 +2,7 @@
 
 import json
 
+from shared.pipeline import Invocation
 from shared.references import SecretResolver, proxy_configured
 from tests.conftest import request_body
 
@@ -11,7 +12,7 @@ async def test_a_netrc_file_never_lends_its_credentials_to_key_vault_calls(pipel
     netrc.write_text("machine 127.0.0.1 login someone password netrc-canary-password\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    outcome = await pipeline.run(json.dumps(request_body(dryRun=True)).encode(), trigger="http")
+    outcome = await pipeline.run(json.dumps(request_body(dryRun=True)).encode(), Invocation(trigger="http"))
     assert outcome.outcome == "validated", outcome.to_dict()
     sent = [seen.headers.get("authorization", "") for seen in app_env.keyvault.seen]
     assert sent, "Key Vault was called"

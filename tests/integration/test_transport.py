@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from shared.pipeline import Invocation
 from shared.transport import CONNECTIONS_PER_POOL, POOLS, PooledClient
 from tests.conftest import request_body
 
@@ -20,13 +21,13 @@ def connections(stand_in) -> set[str]:
 async def test_64_requests_in_flight_keep_their_connections_round_after_round(pipeline, app_env):
     """httpx's pool with a keep-alive limit below what is in flight closes connections as they come free, so every
     round opens new ones (and pays TCP and TLS again); the app's pools keep every one of them."""
-    await pipeline.run(body(), trigger="http")  # the token and the secret out of the way
+    await pipeline.run(body(), Invocation(trigger="http"))  # the token and the secret out of the way
     app_env.graph.latency = 0.2  # every request of a round is in flight at once
     try:
         first = set()
         for round_ in range(3):
             app_env.graph.reset()
-            outcomes = await asyncio.gather(*(pipeline.run(body(), trigger="http") for _ in range(64)))
+            outcomes = await asyncio.gather(*(pipeline.run(body(), Invocation(trigger="http")) for _ in range(64)))
             assert {o.outcome for o in outcomes} == {"succeeded"}
             used = connections(app_env.graph)
             assert len(used) <= 64

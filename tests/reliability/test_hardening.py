@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from shared.outcome import safe_message
+from shared.pipeline import Invocation
 from standins.base import Reply
 from tests.conftest import CANARY_TOKEN, request_body
 from tests.triggers.test_http_trigger import call_body, payload
@@ -84,7 +85,7 @@ async def test_a_missing_secret_is_remembered_so_repeated_requests_cost_one_read
     keys = ("SecretToken", "Password", "ClientSecret")
     body = request_body(credentials=[{"key": key, "secretRef": f"missing-{n}"} for n, key in enumerate(keys)])
     for _ in range(5):
-        outcome = await pipeline.run(json.dumps(body), trigger="http")
+        outcome = await pipeline.run(json.dumps(body), Invocation(trigger="http"))
         assert outcome.error_code == "SecretNotFound"
     reads = [s.path for s in app_env.keyvault.seen if s.status == 404]
     # Each missing secret is read once in five requests: every read of the first request ran to its answer.
@@ -95,14 +96,14 @@ async def test_a_missing_secret_is_read_again_after_thirty_seconds(pipeline, app
     from shared.references import NOT_FOUND_SECONDS
 
     body = json.dumps(request_body(credentials=[{"key": "SecretToken", "secretRef": "late-secret"}]))
-    assert (await pipeline.run(body, trigger="http")).error_code == "SecretNotFound"
+    assert (await pipeline.run(body, Invocation(trigger="http"))).error_code == "SecretNotFound"
     app_env.keyvault.set_secret("late-secret", "now-it-exists-0000")
-    assert (await pipeline.run(body, trigger="http")).error_code == "SecretNotFound"  # remembered
+    assert (await pipeline.run(body, Invocation(trigger="http"))).error_code == "SecretNotFound"  # remembered
     remembered = pipeline.resolver._missing
     assert NOT_FOUND_SECONDS == 30
     for reference, (expires, error) in list(remembered.items()):  # as if thirty seconds had passed
         remembered[reference] = (expires - NOT_FOUND_SECONDS - 1, error)
-    assert (await pipeline.run(body, trigger="http")).error_code != "SecretNotFound"
+    assert (await pipeline.run(body, Invocation(trigger="http"))).error_code != "SecretNotFound"
 
 
 async def test_one_graph_attempt_has_one_whole_deadline(app_env, monkeypatch):
