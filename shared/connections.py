@@ -92,9 +92,11 @@ async def put_connection(
     if isinstance(body, bytes | bytearray) and len(body) > MAX_BODY_BYTES:
         raise InvalidRequest(f"the request is larger than {MAX_BODY_BYTES // 1024} KiB")
     data, secret_ids = _validate(body, settings)
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise InvalidRequest("If-None-Match takes only '*' (create, never replace)")
     current = await store.get(name)
     match = None if if_match is None else if_match.strip()
-    if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
+    if if_none_match is not None and current is not None:
         raise PreconditionFailed(f"connection {name!r} already exists (If-None-Match: *)")
     if current is None:
         if match is not None:

@@ -170,6 +170,9 @@ async def test_if_match_and_if_none_match_are_honoured(conn_env):
     assert (await delete("etags", {"If-Match": first["etag"]})).status_code == 412
     assert (await delete("etags", {"If-Match": payload(second)["etag"]})).status_code == 204
     assert (await put("nope", connection_body(), {"If-Match": "*"})).status_code == 412
+    unknown = await put("nope", connection_body(), {"If-None-Match": first["etag"]})
+    assert unknown.status_code == 400  # If-None-Match takes only '*' on a PUT
+    assert (await get("nope")).status_code == 404
 
 
 async def test_concurrent_updates_of_one_connection_never_lose_a_write(conn_env):
