@@ -310,14 +310,6 @@ async def _bind(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _storage_setting() -> str:
-    """The app setting the connections table is reached through, as the store picks it."""
-    for name in ("AzureWebJobsStorage", "AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__accountName"):
-        if (os.environ.get(name) or "").strip():
-            return name
-    return "AzureWebJobsStorage"
-
-
 async def _connections(args: argparse.Namespace) -> int:
     from . import connections as ops
     from .errors import ProvisioningError
@@ -327,10 +319,7 @@ async def _connections(args: argparse.Namespace) -> int:
     pipeline = _build_pipeline()
     store = None
     try:
-        try:
-            store = build_store(pipeline)
-        except (ValueError, TypeError) as exc:  # azure-data-tables on a string or an address it cannot parse
-            raise _SettingUnusable(_storage_setting(), exc) from None
+        store = build_store(pipeline)  # a setting the SDK cannot use is a ConfigurationError naming it
         if args.verb == "run":
             outcome = await ops.run_connection(store, pipeline, args.name)
             _print_outcome(outcome)
