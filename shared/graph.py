@@ -23,6 +23,7 @@ from .errors import (
     CredentialsRejected,
     GraphRejected,
     IdentityNotAllowed,
+    JobAmbiguous,
     JobNotFound,
     ProvisioningError,
     ServiceUnavailable,
@@ -49,6 +50,7 @@ __all__ = [
     "get_secrets",
     "job_ids",
     "list_jobs",
+    "only_job",
     "provision_on_demand",
     "put_secrets",
     "read_job",
@@ -357,6 +359,18 @@ async def list_jobs(client: GraphClient, target: Target, *, call: GraphCall) -> 
 async def job_ids(client: GraphClient, target: Target, *, call: GraphCall) -> list[str]:
     """The ids of the service principal's synchronization jobs."""
     return [str(job["id"]) for job in await list_jobs(client, target, call=call) if isinstance(job.get("id"), str)]
+
+
+async def only_job(client: GraphClient, target: Target, *, call: GraphCall) -> str:
+    """The service principal's only job: ``jobNotFound`` for none, ``jobAmbiguous`` (naming them) for several."""
+    ids = await job_ids(client, target, call=call)
+    if not ids:
+        raise JobNotFound(f"{target.type} {target.id} has no synchronization job: provisioning is not configured")
+    if len(ids) > 1:
+        raise JobAmbiguous(
+            f"{target.type} {target.id} has {len(ids)} synchronization jobs ({', '.join(ids)}); name one with 'jobId'"
+        )
+    return ids[0]
 
 
 async def get_job(client: GraphClient, target: Target, job_id: str, *, call: GraphCall) -> JobState:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import graph
-from .errors import GraphRejected, JobAmbiguous, JobNotFound, SecretsIncomplete
+from .errors import GraphRejected, SecretsIncomplete
 from .graph import GraphClient, SecretsUnreadable
 from .keys import is_sensitive
 from .outcome import GraphCall, JobState
@@ -59,17 +59,7 @@ class StepContext:
         return self._job_id
 
     async def _only_job(self) -> str:
-        ids = await graph.job_ids(self.graph, self.target, call=self.call())
-        if not ids:
-            raise JobNotFound(
-                f"{self.target.type} {self.target.id} has no synchronization job: provisioning is not configured"
-            )
-        if len(ids) > 1:
-            raise JobAmbiguous(
-                f"{self.target.type} {self.target.id} has {len(ids)} synchronization jobs ({', '.join(ids)}); "
-                "name one with 'jobId'"
-            )
-        return ids[0]
+        return await graph.only_job(self.graph, self.target, call=self.call())
 
 
 async def validate_credentials(ctx: StepContext) -> StepDone:

@@ -122,8 +122,8 @@ async def check(record: ConnectionRecord, pipeline: Pipeline) -> Health:
     target = request.target
     if target.type == "servicePrincipal":
         try:
-            job_id = request.job_id or await _only_job(pipeline, target)
-            if job_id is not None:
+            job_id = request.job_id or await graph.only_job(pipeline.graph, target, call=GraphCall())
+            if job_id:
                 raw = await graph.read_job(pipeline.graph, target, job_id, call=GraphCall())
                 state = graph.job_state(job_id, raw)
                 job = {"job_id": state.id, "job_status": state.status, "quarantine_reason": state.quarantine_reason}
@@ -255,8 +255,3 @@ def health_score(health: Health, *, expiry_days: int) -> int:
     if health.binding_missing:
         score -= 20
     return int(max(0, min(100, round(score))))
-
-
-async def _only_job(pipeline: Pipeline, target: Any) -> str | None:
-    ids = await graph.job_ids(pipeline.graph, target, call=GraphCall())
-    return ids[0] if len(ids) == 1 else None

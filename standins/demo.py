@@ -28,6 +28,8 @@ APP_ID = "5d3c8a2e-1f4b-4c6d-8e9f-0a1b2c3d4e5f"
 SCIM_URL = "https://scim.example.com/v2"
 QUEUE = "acquire-access-token"
 JOB = "scim.0b9e8b8a8f7e4f6c9d0a3d3c6f6f1a11.7e4d9f3a-1c2b-4a5d-8e6f-0a1b2c3d4e5f"
+SP_HELD = "3c1d2e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"  # a second connection's service principal: its job deleted too much
+JOB_HELD = "scim.3c1d2e4f5a6b4c7d8e9fa0b1c2d3e4f5.1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 
 
 class _Outcomes(logging.Handler):
@@ -108,7 +110,10 @@ def _demo(work: Path) -> int:
         os.environ["KEY_VAULT_ALLOWED_HOSTS"] = f"{stack.keyvault.host},standin-kv.vault.azure.net"
         demo_token = os.urandom(16).hex()
         # The secrets' binding tags: each version may be sent for the demo's two targets and to its SCIM endpoint only.
-        stack.keyvault.default_tags = {"provisioning-targets": f"{SP_ID} {APP_ID}", "provisioning-endpoints": SCIM_URL}
+        stack.keyvault.default_tags = {
+            "provisioning-targets": f"{SP_ID} {APP_ID} {SP_HELD}",
+            "provisioning-endpoints": SCIM_URL,
+        }
         stack.keyvault.set_secret("scim-token", demo_token)
         stack.graph.service_principals[SP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
         stack.graph.applications[APP_ID] = {"BaseAddress": SCIM_URL, "SecretToken": demo_token}
@@ -124,7 +129,7 @@ def _demo(work: Path) -> int:
             {"key": "UserName", "value": "provisioning-bot"},
         ]
         os.environ["CONNECTIONS_TABLE"] = "connections"
-        http_outcome, queue_report, lifecycle, rotation, refused = asyncio.run(
+        http_outcome, queue_report, lifecycle, rotation, refused, fleet = asyncio.run(
             _run(azurite.connection_string, outcomes, stack)
         )
         print("== 1. HTTP: POST /api/servicePrincipals/{id}/synchronization/acquireAccessToken")
@@ -137,6 +142,8 @@ def _demo(work: Path) -> int:
         print(rotation["report"])
         print("\n== 5. A secret goes only where its owner sends it: another address, refused before Graph is called")
         print(refused["report"])
+        print("\n== 6. The fleet: the sweep fans out through the work queue; an opted-in quarantine is recovered")
+        print(fleet["report"])
         _shutdown_telemetry()  # everything exported, so that the ingestion stand-in has seen it all
         _print_seen(stack)
         ok = (
@@ -146,7 +153,8 @@ def _demo(work: Path) -> int:
             and (lifecycle.get("job") or {}).get("quarantine") is None
             and rotation["ok"]
             and refused["ok"]
-            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 5
+            and fleet["ok"]
+            and len(stack.ingestion.events("AcquireAccessTokenOutcome")) == 6
         )
         return 0 if ok else 1
     finally:
@@ -158,7 +166,7 @@ def _demo(work: Path) -> int:
 
 async def _run(
     connection_string: str, outcomes: _Outcomes, stack: Any
-) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
 
     import function_app
     from shared import runtime
@@ -202,7 +210,8 @@ async def _run(
         lifecycle = dict(json.loads((await handler(lifecycle_request)).get_body()))
         rotation = await _rotation(stack, outcomes)
         refused = await _refused(stack, handler)
-        return http_outcome, report, lifecycle, rotation, refused
+        fleet = await _fleet(stack, connection_string)
+        return http_outcome, report, lifecycle, rotation, refused, fleet
     finally:
         await runtime.aclose()  # the pipeline and the connection store (its Table client's session), on this loop
 
@@ -346,6 +355,90 @@ async def _refused(stack: Any, handler: Any) -> dict[str, Any]:
 
 def main() -> int:
     return run_demo()
+
+
+async def _fleet(stack: Any, connection_string: str) -> dict[str, Any]:
+    """Two quarantined connections that opted in to recovery; the sweep, then the connection-work queue."""
+    import function_app
+    from standins.graph import new_job, quarantine
+    from standins.queue_host import QueueHost
+
+    value = stack.keyvault.secrets["scim-token"][-1].value
+    stack.graph.jobs[SP_ID] = {JOB: new_job(JOB, "Quarantine", quarantine("EncounteredQuarantineException"))}
+    stack.graph.service_principals[SP_HELD] = {"BaseAddress": SCIM_URL, "SecretToken": value}
+    stack.graph.jobs[SP_HELD] = {JOB_HELD: new_job(JOB_HELD, "Quarantine", quarantine("TooManyDeletes"))}
+    stack.graph.stored_secrets[SP_HELD] = [{"key": "BaseAddress", "value": SCIM_URL}]
+    put = function_app.connection.build().get_user_function()
+    lines = []
+    for name, sp in (("recover-me", SP_ID), ("deletes-held", SP_HELD)):
+        body = {
+            "servicePrincipalId": sp,
+            "credentials": [
+                {"key": "BaseAddress", "value": SCIM_URL},
+                {"key": "SecretToken", "secretRef": "scim-token"},
+            ],
+            "recovery": True,
+        }
+        request = func_request("PUT", f"connections/{name}", body, {"name": name})
+        lines.append(f"PUT /api/connections/{name} (recovery: true) -> {(await put(request)).status_code}")
+    events = _Events()
+    logging.getLogger("shared.events").addHandler(events)
+    host = QueueHost(
+        connection_string, os.environ["CONNECTION_QUEUE_NAME"], function_app.connection_work.build().get_user_function()
+    )
+    host.create()
+    before = len(stack.graph.actions)
+    await function_app.sweep_connections.build().get_user_function()(None)
+    lines.append(
+        f"the sweep timer enqueued {len(host.remaining())} check(s) on {os.environ['CONNECTION_QUEUE_NAME']!r}"
+    )
+    await host.drain()
+    logging.getLogger("shared.events").removeHandler(events)
+    for event in events.named("ConnectionHealth"):
+        lines.append(
+            f"  ConnectionHealth {event['connection']}: {event.get('statusCode')}, "
+            f"{event.get('quarantineReason', 'no quarantine')}, healthScore {event.get('healthScore')}"
+        )
+    for event in events.named("ConnectionRecovery"):
+        lines.append(
+            f"  ConnectionRecovery {event['connection']}: {event['reason']} -> {event['playbook']}: {event['result']}"
+        )
+    actions = list(stack.graph.actions[before:])
+    for action, sp, _job, detail in actions:
+        lines.append(
+            f"  Graph: {action} on {'recover-me' if sp == SP_ID else 'deletes-held'}"
+            + (f" ({detail})" if action == "restart" else "")
+        )
+    recovered = stack.graph.jobs[SP_ID][JOB]["status"]["quarantine"] is None
+    held = stack.graph.jobs[SP_HELD][JOB_HELD]["status"]["quarantine"] is not None
+    lines.append(f"recover-me out of quarantine: {recovered}; deletes-held left to a person: {held}")
+    untouched = not any(sp == SP_HELD for _, sp, _, _ in actions)
+    return {"report": "\n".join(lines), "ok": recovered and held and untouched}
+
+
+class _Events(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name, _, text = record.getMessage().partition(" ")
+        self.seen.append((name, json.loads(text)))
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [event for seen, event in self.seen if seen == name]
+
+
+def func_request(method: str, route: str, body: Any, route_params: dict[str, str]) -> Any:
+    import azure.functions as func
+
+    return func.HttpRequest(
+        method,
+        f"http://localhost:7071/api/{route}",
+        route_params=route_params,
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+    )
 
 
 if __name__ == "__main__":
