@@ -172,6 +172,7 @@ class Pipeline:
             )
             # Before any Graph call: each secret goes only to the targets and endpoints its tags name.
             policy.check_bindings(target, credentials, bound, settings)
+            policy.check_saved(request, bound, settings)
         except BaseException:
             if prefetch is not None:
                 prefetch.cancel()

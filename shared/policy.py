@@ -50,6 +50,7 @@ __all__ = [
     "binding_problem",
     "check_address_shape",
     "check_bindings",
+    "check_saved",
     "endpoint_matches",
     "parse_endpoints",
     "parse_targets",
@@ -289,6 +290,22 @@ def binding_problem(target: Target, sent: Sequence[tuple[str, str]], secret: Bou
                 code="endpointNotBound",
             )
     return None
+
+
+def check_saved(request: AcquireRequest, secrets: Sequence[Bound], settings: Settings) -> None:
+    """``saveSecrets`` rewrites the job's credentials, addresses included, for every later sync cycle: with bindings
+    on, a request may do that only with at least one Key Vault secret its owner bound to the target (whose
+    endpoints then decide every address saved). An inline-only set cannot re-point a job."""
+    if settings.secret_binding == "off" or "saveSecrets" not in request.steps or request.dry_run:  # noqa: S105
+        return
+    if not secrets:
+        target = request.target
+        raise PolicyRefused(
+            "saveSecrets writes the job's credentials, so with SECRET_BINDING=required it needs at least one Key "
+            f"Vault secret bound to {target.type} {target.id} (tags {TARGETS_TAG} and {ENDPOINTS_TAG}); this request "
+            "reads none",
+            code="secretNotBound",
+        )
 
 
 def check_bindings(

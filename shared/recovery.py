@@ -90,8 +90,8 @@ async def recover(
 
     request = stored_request(record)
     quarantined = (health.job_status or "").lower() == "quarantine" or health.quarantine_reason is not None
-    if not request.recovery or not quarantined or health.job_id is None:
-        return None
+    if not request.recovery or request.dry_run or not quarantined or health.job_id is None:
+        return None  # a dry-run connection is a test: recovery never writes for it
     reason = health.quarantine_reason
     plan = playbook(reason, (health.job or {}).get("quarantineErrorCode"))
     if plan is None:

@@ -365,10 +365,21 @@ async def rotate_connection(
     vault_url, _, name = item.secret_id.rpartition("/secrets/")
     event = KeyVaultEvent(NEW_VERSION, None, vault_url, name, item.version, None)
     report = RotationReport()
+    # Never backwards, whoever wrote the message: the version must still be the secret's current one, and its
+    # creation time is Key Vault's, never the message's.
+    try:
+        current = await pipeline.resolver.read_current(SecretReference(vault_url, name))
+    except ReferenceUnresolvable:
+        current = None
+    if current is None or current.version != item.version:
+        log.info("rotate %s to %s for %r: superseded", item.secret_id, item.version, item.connection)
+        report.superseded.append(item.connection)
+        return report
+    created = iso_time(current.created_on)
     await _rotate_one(
         event,
         item.connection,
-        item.created,
+        created,
         store=store,
         pipeline=pipeline,
         report=report,

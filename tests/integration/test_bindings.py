@@ -330,3 +330,22 @@ async def test_the_sweep_says_binding_missing_for_a_connection_its_current_versi
     assert health["unbound"]["bindingMissing"] == "true"
     assert health["unbound"]["bindingProblem"].startswith("secretNotBound: secret 'other-token'")
     assert "other-team-value" not in json.dumps(health)
+
+
+@pytest.mark.parametrize("replace", [True, False])
+async def test_a_job_cannot_be_re_pointed_without_a_bound_secret(entra, attacker, monkeypatch, replace):
+    """No Key Vault secret at all: the addresses saved would be nobody's to allow, so saveSecrets is refused."""
+    entra.graph.stored_secrets[SP_ID] = [{"key": "BaseAddress", "value": SCIM_URL}]
+    body = request_body(
+        credentials=[
+            {"key": "BaseAddress", "value": f"{attacker.url}/scim"},
+            {"key": "SyncAll", "value": "true"},
+        ],
+        steps=["saveSecrets", "startJob"],
+        replaceSecrets=replace,
+    )
+    status, outcome = await acquire(body)
+    assert (status, outcome["error"]["code"]) == (403, "secretNotBound")
+    assert "needs at least one Key Vault secret bound to" in outcome["error"]["message"]
+    assert_nothing_leaked(entra, attacker)
+    assert entra.graph.stored_secrets[SP_ID] == [{"key": "BaseAddress", "value": SCIM_URL}]

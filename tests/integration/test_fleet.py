@@ -268,3 +268,28 @@ async def test_a_recovery_is_due_again_after_recovery_min_hours(conn_env, monkey
     await handler(function_app.sweep_connections)(None)
     await work_queue(conn_env).drain()
     assert [a[3] for a in conn_env.graph.actions if a[0] == "restart"] == ["Escrows", "Escrows"]
+
+
+async def test_a_forged_rotate_message_naming_an_old_version_rolls_nothing_back(conn_env):
+    from shared.work import WorkItem
+
+    await put("forward-only", connection_body(steps=["saveSecrets"]))
+    old = rotate(conn_env, "the-older-version-value-55")
+    rotate(conn_env, "the-newer-version-value-66")
+    conn_env.graph.reset()
+    host = work_queue(conn_env)
+    forged = WorkItem(
+        "rotate", "forward-only", secret_id=f"{conn_env.keyvault.url}/secrets/scim-token", version=old, created="9999"
+    )
+    host.queue.send_message(forged.to_json())  # anyone with access to the queue
+    await host.drain()
+    assert conn_env.graph.seen == []  # superseded: the secret's current version is another
+    assert host.poisoned() == []
+
+
+async def test_a_dry_run_connection_is_never_recovered(conn_env):
+    conn_env.graph.jobs[SP_ID] = {JOB: new_job(JOB, "Quarantine", quarantine("EncounteredBaseEscrowThreshold"))}
+    await put("just-a-test", connection_body(recovery=True, dryRun=True))
+    await handler(function_app.sweep_connections)(None)
+    await work_queue(conn_env).drain()
+    assert [a for a in conn_env.graph.actions if a[0] == "restart"] == []
