@@ -38,12 +38,19 @@ RUN_CHARS = 12  # any run this long of a resolved value is redacted, in any case
 
 def _forms(secret: str) -> set[str]:
     """The ways a value can show up in a service's message: as is, in either case, base64 (standard and URL-safe,
-    padded or not), URL-encoded and hex."""
+    padded or not), URL-encoded (either case of hex digits), HTML- and JSON-escaped, and hex."""
     import base64
     from urllib.parse import quote, quote_plus
 
+    import html
+    import json
+    import re
+
     raw = secret.encode("utf-8")
     forms = {secret, secret.upper(), secret.lower(), quote(secret, safe=""), quote_plus(secret), raw.hex()}
+    for encoded in (quote(secret, safe=""), quote_plus(secret)):  # .NET writes %xx in lower case
+        forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
+    forms.update((html.escape(secret), json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]))
     forms.add(raw.hex().upper())
     for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
         forms.update((encoded, encoded.rstrip("=")))

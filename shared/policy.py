@@ -64,9 +64,12 @@ MAX_TAG_CHARS = 256  # Key Vault's limit on a tag value
 
 _SEPARATORS = re.compile(r"[\s,]+")
 _HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
-_BARE_HOST = re.compile(r"^(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)\.?(?::[0-9]{1,5})?$")
-# Path tricks a server may undo after the check: encoded dots, slashes and backslashes.
-_ENCODED = re.compile(r"%2e|%2f|%5c|\\", re.IGNORECASE)
+_BARE_HOST = re.compile(r"^(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)\.?(?::(?P<port>[0-9]{1,5}))?$")
+# Path tricks a server may undo after the check: encoded dots, slashes and backslashes, double encoding, IIS's %u,
+# matrix parameters (;), a % that is no escape.
+_ENCODED = re.compile(r"%2e|%2f|%5c|%25|%u|\\|;|%(?![0-9A-Fa-f]{2})", re.IGNORECASE)
+# The keys whose value may be a bare host (matched on the host alone); a URL key's value must be a URL.
+BARE_HOST_KEYS = frozenset({"Server", "Domain", "InstanceName"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,11 @@ def check_address_shape(key: str, value: str) -> None:
     elif "?" in value:
         problem = "a query"
     elif "://" in value:
-        if "@" in urlsplit(value).netloc:
+        try:
+            netloc = urlsplit(value).netloc
+        except ValueError:  # an unbalanced [ in the host, say
+            raise InvalidRequest(f"credential {key!r}: the address is not a URL") from None
+        if "@" in netloc:
             problem = "user information"
     elif "@" in value:
         problem = "user information"
@@ -210,12 +217,14 @@ def parse_endpoints(text: str | None) -> tuple[Endpoint, ...] | str | None:
 
 def _https(text: str) -> Endpoint | None:
     """An https URL with no user information, query or fragment, a plain host and a plain path, normalised."""
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = 443 if parts.port is None else parts.port
+    except ValueError:
+        return None
     if parts.scheme.lower() != "https" or parts.query or parts.fragment or "@" in parts.netloc or "?" in text:
         return None
-    try:
-        port = parts.port or 443
-    except ValueError:
+    if port == 0:
         return None
     host = _normal_host(parts.hostname or "")
     if not _HOST.fullmatch(host) or not _plain_path(parts.path):
@@ -229,22 +238,29 @@ def _endpoint(text: str) -> Endpoint | None:
 
 
 def _plain_path(path: str) -> bool:
-    """No dot segments and nothing encoded that a server could turn into one after the check."""
-    return not _ENCODED.search(path) and not any(segment in (".", "..") for segment in path.split("/"))
+    """ASCII, no dot segments and nothing encoded that a server could turn into one after the check."""
+    if not path.isascii() or _ENCODED.search(path):
+        return False
+    return not any(segment in (".", "..") for segment in path.split("/"))
 
 
-def endpoint_matches(value: str, endpoint: Endpoint) -> bool:
+def endpoint_matches(value: str, endpoint: Endpoint, *, bare: bool = True) -> bool:
     """Whether an address credential's value may be sent where ``endpoint`` allows.
 
     A URL matches when it is https, its host is the prefix's (case and a trailing dot aside), its port is the
     prefix's (443 when none is written), and its path starts with the prefix's at a segment boundary (``/v2``
-    matches ``/v2`` and ``/v2/x``, not ``/v20``). A bare host (``Server``, ``Domain``) matches a prefix with that host.
+    matches ``/v2`` and ``/v2/x``, not ``/v20``). A bare host (``Server``, ``Domain``, ``InstanceName``) matches a
+    prefix with that host, and its port if it names one; ``bare=False`` for a key whose value must be a URL (a bare host
+    there would escape the prefix's path).
     """
     if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
         return False  # Python's URL parser drops some of these; a server may not
     if "://" not in value:
-        bare = _BARE_HOST.fullmatch(value)
-        return bare is not None and _normal_host(bare.group("host")) == endpoint.host
+        host = _BARE_HOST.fullmatch(value) if bare else None
+        if host is None or _normal_host(host.group("host")) != endpoint.host:
+            return False
+        port = host.group("port")
+        return port is None or int(port) == endpoint.port
     address = _https(value)
     if address is None or address.host != endpoint.host or address.port != endpoint.port:
         return False
@@ -283,7 +299,8 @@ def binding_problem(target: Target, sent: Sequence[tuple[str, str]], secret: Bou
             f"{secret.name} cannot be sent with an address: {endpoints}. {how}", code="endpointNotBound"
         )
     for key, value in sent:
-        if is_address(key) and not any(endpoint_matches(value, endpoint) for endpoint in endpoints):
+        bare = key in BARE_HOST_KEYS
+        if is_address(key) and not any(endpoint_matches(value, endpoint, bare=bare) for endpoint in endpoints):
             return PolicyRefused(
                 f"credential {key!r} is not an endpoint {secret.name} may be sent to: its tag {ENDPOINTS_TAG} "
                 "lists no prefix that matches it",

@@ -25,13 +25,17 @@ FORMS = {
     "hex": RAW.hex(),
     "HEX": RAW.hex().upper(),
     "split": CANARY_TOKEN[:14] + " ... " + CANARY_TOKEN[14:],
+    "url-encoded-lower": quote(CANARY_TOKEN + "/+&", safe="").replace("%2F", "%2f").replace("%2B", "%2b"),
+    "html": (CANARY_TOKEN + "<&>").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+    "json": json.dumps(CANARY_TOKEN + '"\\')[1:-1],
     "leading-run": "prefix" + CANARY_TOKEN[:13],
 }
 
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_every_form_and_run_of_a_resolved_value_is_redacted(form):
-    text = safe_message(f"Graph says: {FORMS[form]} was wrong", [CANARY_TOKEN, CANARY_TOKEN + "/+&"])
+    values = [CANARY_TOKEN, CANARY_TOKEN + "/+&", CANARY_TOKEN + "<&>", CANARY_TOKEN + '"\\']
+    text = safe_message(f"Graph says: {FORMS[form]} was wrong", values)
     for size in (12, 13):
         for start in range(len(CANARY_TOKEN) - size + 1):
             assert CANARY_TOKEN[start : start + size].lower() not in text.lower(), text
@@ -117,3 +121,19 @@ async def test_one_graph_attempt_has_one_whole_deadline(app_env, monkeypatch):
     assert (outcome["outcome"], outcome["retryable"]) == ("failed", True)
     assert "did not answer in time" in outcome["error"]["message"]
     assert elapsed < 8, elapsed  # the whole answer would take about 14 s
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda v: quote(v, safe="").lower(),  # .NET's lower-case %xx
+        lambda v: v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"),
+        lambda v: json.dumps(v)[1:-1],
+    ],
+    ids=["url-lower", "html", "json"],
+)
+def test_an_escaped_form_with_no_run_of_the_raw_value_is_redacted_too(encode):
+    value = '<&>"\\/' * 3  # every character escaped: no run of 12 raw characters survives in the escaped form
+    text = safe_message(f"echoed: {encode(value)} end", [value])
+    assert encode(value) not in text
+    assert text == "echoed: *** end"

@@ -212,3 +212,40 @@ def test_an_address_with_user_information_a_query_or_a_fragment_is_invalid(value
     assert "'BaseAddress'" in invalid.value.message
     assert "hunter2" not in invalid.value.message
     assert "api_key" not in invalid.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://scim.example.com/v2/..;/admin",  # matrix parameters (Tomcat, Spring)
+        "https://scim.example.com/v2/%252e%252e/admin",  # double encoding
+        "https://scim.example.com/v2/%u002e%u002e/admin",  # IIS
+        "https://scim.example.com/v2/\uff0e\uff0e/admin",  # full-width dots
+        "https://scim.example.com/v2/x%3",  # a % that is no escape
+        "https://scim.example.com:0/v2",  # port 0 is not the default port
+        "https://[scim.example.com/v2",  # a URL Python cannot parse: no match, never an error
+    ],
+)
+def test_path_and_port_tricks_a_server_could_undo_never_match(value):
+    assert endpoint_matches(value, PREFIX) is False
+
+
+def test_a_url_key_given_a_bare_host_does_not_escape_the_prefixs_path():
+    from shared.policy import BARE_HOST_KEYS
+
+    assert {"Server", "Domain", "InstanceName"} == BARE_HOST_KEYS
+    assert endpoint_matches("scim.example.com", PREFIX, bare=True)
+    assert not endpoint_matches("scim.example.com", PREFIX, bare=False)
+    assert not endpoint_matches("scim.example.com:8443", PREFIX)  # a bare host's port is the prefix's too
+    assert endpoint_matches("scim.example.com:443", PREFIX)
+    target = Target("servicePrincipal", SP)
+    problem = binding_problem(target, [("BaseAddress", "scim.example.com"), ("SecretToken", "v")], bound(TAGS))
+    assert problem is not None
+    assert problem.code == "endpointNotBound"
+    assert binding_problem(target, [("Server", "scim.example.com"), ("SecretToken", "v")], bound(TAGS)) is None
+
+
+def test_an_address_python_cannot_parse_is_a_400_not_a_500():
+    with pytest.raises(InvalidRequest) as invalid:
+        check_address_shape("BaseAddress", "https://[x")
+    assert "'BaseAddress'" in invalid.value.message
