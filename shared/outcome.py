@@ -40,11 +40,10 @@ def _forms(secret: str) -> set[str]:
     """The ways a value can show up in a service's message: as is, in either case, base64 (standard and URL-safe,
     padded or not), URL-encoded (either case of hex digits), HTML- and JSON-escaped, and hex."""
     import base64
-    from urllib.parse import quote, quote_plus
-
     import html
     import json
     import re
+    from urllib.parse import quote, quote_plus
 
     raw = secret.encode("utf-8")
     forms = {secret, secret.upper(), secret.lower(), quote(secret, safe=""), quote_plus(secret), raw.hex()}
