@@ -420,7 +420,7 @@ def test_entra_callers_get_app_service_authentication_with_the_entra_provider():
     assert "requireAuthentication: true" in auth
     assert "unauthenticatedClientAction: 'Return401'" in auth
     excluded = re.search(r"excludedPaths: \[(.*?)\]", auth, re.S).group(1).split()
-    assert excluded == ["'/api/health'", "'/api/openapi.json'", "'/api/swagger.json'"]
+    assert excluded == ["'/api/health'", "'/api/openapi.json'", "'/api/swagger.json'", "'/runtime/webhooks/eventgrid'"]
     assert "requireHttps: true" in auth
     provider = auth.split("azureActiveDirectory: {")[1]
     assert "enabled: true" in provider
@@ -432,14 +432,15 @@ def test_entra_callers_get_app_service_authentication_with_the_entra_provider():
     assert re.search(r"tokenStore: \{\s*enabled: false\s*\}", auth)
 
 
-def test_the_excluded_paths_are_the_anonymous_routes_of_the_app(app_functions):
+def test_the_excluded_paths_are_the_anonymous_routes_of_the_app_and_event_grids_webhook(app_functions):
     excluded = {p.strip("'") for p in re.search(r"excludedPaths: \[(.*?)\]", auth_settings(), re.S).group(1).split()}
     anonymous = {
         "/api/" + f.get_trigger().route
         for f in app_functions
         if f.get_trigger().type == "httpTrigger" and str(f.get_trigger().auth_level).upper().endswith("ANONYMOUS")
     }
-    assert excluded == anonymous
+    # Event Grid delivers to the host's webhook with the system key and no Entra token.
+    assert excluded == anonymous | {"/runtime/webhooks/eventgrid"}
 
 
 def test_the_app_registration_has_the_two_app_roles_with_stable_ids():

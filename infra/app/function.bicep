@@ -180,10 +180,13 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (callerAuth == 'entra
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // The anonymous routes, and Event Grid's delivery webhook: Event Grid sends no Entra token (a required login
+      // answers its deliveries 401 and rotation stops); the Functions host checks that path's system key itself.
       excludedPaths: [
         '/api/health'
         '/api/openapi.json'
         '/api/swagger.json'
+        '/runtime/webhooks/eventgrid'
       ]
     }
     httpSettings: {
