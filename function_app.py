@@ -84,11 +84,8 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health/detail", methods=["GET"])
 async def health_detail(req: func.HttpRequest) -> func.HttpResponse:
     from shared import http_api
-    from shared.health import deep_health, health
 
-    deep = (req.params.get("deep") or "").lower() == "true"
-    status, payload = await deep_health(get_pipeline) if deep else health(detail=True)
-    return _reply(http_api.json_reply(status, payload))
+    return _reply(await http_api.health_detail(get_pipeline, req.params))
 
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -187,3 +187,14 @@ async def run_connection(
         return outcome_reply(await run(get_store(), pipeline, name or ""))
 
     return await _replying(handle, Invocation(trigger="connection"))
+
+
+async def health_detail(get_pipeline: Callable[[], Pipeline], params: Mapping[str, str]) -> HttpReply:
+    """``GET /api/health/detail[?deep=true]``: the detail report; ``deep=true`` adds the preflight's checks."""
+    from .health import deep_health, health
+
+    deep = (params.get("deep") or "false").lower()
+    if deep not in ("true", "false"):
+        return problem_reply(ErrorRecord.from_error(InvalidRequest("deep is true or false")))
+    status, payload = await deep_health(get_pipeline) if deep == "true" else health(detail=True)
+    return json_reply(status, payload)

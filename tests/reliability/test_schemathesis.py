@@ -53,6 +53,17 @@ def api_env(app_env, azurite, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("CONNECTIONS_TABLE", "schemathesis")
     monkeypatch.setenv("GRAPH_MAX_ATTEMPTS", "1")
+    # A deployment as the infra leaves it, so that the deep health check (?deep=true) finds what it checks.
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(azurite.connection_string)
+    for name in ("acquire-access-token", "connection-work"):
+        try:
+            queues.create_queue(name)
+        except Exception:  # noqa: BLE001, S110 - already there
+            pass
+    TableServiceClient.from_connection_string(azurite.connection_string).create_table_if_not_exists("schemathesis")
     return app_env
 
 
