@@ -61,7 +61,7 @@ def api_env(app_env, azurite, monkeypatch):
     for name in ("acquire-access-token", "connection-work"):
         try:
             queues.create_queue(name)
-        except Exception:  # noqa: BLE001, S110 - already there
+        except Exception:  # noqa: S110 - already there
             pass
     TableServiceClient.from_connection_string(azurite.connection_string).create_table_if_not_exists("schemathesis")
     return app_env
