@@ -48,6 +48,13 @@ def filter_body(ctx, body) -> bool:
     return len(keys) == len({json.dumps(key) for key in keys})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def close_the_host():
+    """At the end, the app's clients made on the host's loop are closed there, as a worker does when it stops."""
+    yield
+    host.close()
+
+
 @pytest.fixture
 def api_env(app_env, azurite, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
