@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -154,3 +160,21 @@ class StandIn:
         with self._lock:
             self.seen.clear()
             self._faults.clear()
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """One temporary folder for a run, the process's temporary folder while it lasts, removed at the end: what the
+    SDKs (the exporter's offline storage) and Azurite put there goes with it."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    previous = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = work
+    try:
+        yield Path(work)
+    finally:
+        tempfile.tempdir = previous[0]
+        if previous[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous[1]
+        shutil.rmtree(work, ignore_errors=True)

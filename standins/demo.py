@@ -18,8 +18,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +57,11 @@ def _mask(value: str) -> str:
 
 
 def run_demo() -> int:
-    work = tempfile.mkdtemp(prefix="demo-")
-    # What the SDKs (the exporter's offline storage) and Azurite (its data, its own telemetry's) put in the temporary
-    # folder goes here, and goes at the end.
-    previous = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir = os.environ["TMPDIR"] = work
-    try:
-        return _demo(Path(work))
-    finally:
-        tempfile.tempdir = previous[0]
-        if previous[1] is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous[1]
-        shutil.rmtree(work, ignore_errors=True)
+    from standins.base import scratch_folder
+
+    # What the SDKs (the exporter's offline storage) and Azurite put in the temporary folder goes there, and goes.
+    with scratch_folder("demo-") as work:
+        return _demo(work)
 
 
 def _shutdown_telemetry() -> None:

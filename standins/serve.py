@@ -30,9 +30,7 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -248,18 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071, help="default 7071, as func start")
     parser.add_argument("--function-key", default=None, help="default: a new random key, printed")
     args = parser.parse_args(argv)
-    work = tempfile.mkdtemp(prefix="serve-")
-    previous = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir = os.environ["TMPDIR"] = work  # the SDKs' and Azurite's temporary files go here, and go at the end
-    try:
-        return _serve(Path(work), args.host, args.port, args.function_key or secrets.token_urlsafe(24))
-    finally:
-        tempfile.tempdir = previous[0]
-        if previous[1] is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous[1]
-        shutil.rmtree(work, ignore_errors=True)
+    from .base import scratch_folder
+
+    with scratch_folder("serve-") as work:  # the SDKs' and Azurite's temporary files go here, and go at the end
+        return _serve(work, args.host, args.port, args.function_key or secrets.token_urlsafe(24))
 
 
 def _serve(work: Path, host: str, port: int, function_key: str) -> int:

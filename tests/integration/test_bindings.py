@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 import function_app
+from shared.keys import ADDRESS_KEYS as ADDRESS_KEY_SET
 from shared.queueing import encode_message
 from standins.graph import new_job, quarantine
 from standins.queue_host import QueueHost
@@ -23,16 +24,7 @@ from tests.integration.test_connections import JOB, NEW_VERSION, connection_body
 from tests.triggers.test_event_grid_trigger import event_grid_event
 from tests.triggers.test_http_trigger import call_body, payload
 
-ADDRESS_KEYS = (
-    "BaseAddress",
-    "Url",
-    "Server",
-    "Domain",
-    "InstanceName",
-    "Oauth2TokenExchangeUri",
-    "Oauth2AuthorizationUri",
-    "Oauth2RedirectUri",
-)
+ADDRESS_KEYS = sorted(ADDRESS_KEY_SET)  # every one of them (tests/unit/test_keys.py pins the set)
 
 
 @pytest.fixture(scope="module")
