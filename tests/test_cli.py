@@ -111,30 +111,6 @@ def test_a_bad_setting_is_named_and_exits_4(app_env, monkeypatch):
     assert "GRAPH_API_VERSION" in result.stderr
 
 
-def test_the_demo_runs_offline_and_ends_with_a_succeeded_outcome_and_what_each_stand_in_saw():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "GRAPH_", "KEY_VAULT"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "standins.demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert '"outcome": "succeeded"' in out
-    assert "managed identity (" in out
-    assert "GET /secrets/scim-token/" in out
-    assert f"POST /v1.0/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken -> 204" in out
-    assert "SecretToken = <32 characters>" in out
-    assert "left on 'acquire-access-token': 0, on 'acquire-access-token-poison': 0" in out
-    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=http" in out
-    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=queue" in out
-    assert "metrics: acquire_access_token.duration, acquire_access_token.outcomes" in out
-
-
 def test_the_apps_command_line_has_no_demo_and_never_imports_the_stand_ins():
     """The deployed package has no standins/: a command needing them would always fail there."""
     import ast

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import SP_ID
+
 ROOT = Path(__file__).resolve().parents[2]
 # What the demo printed last before: the exporter retrying against the stopped ingestion stand-in, the Table
 # client's aiohttp session never closed, and any traceback.
@@ -23,7 +25,9 @@ NOISE = (
 def test_the_demo_ends_on_its_own_output_and_leaves_no_temporary_folder(tmp_path: Path):
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    env = {**os.environ, "TMPDIR": str(temporary)}  # as `make demo` runs it, the temporary folder our own
+    # As `make demo` runs it: none of the app's settings from this process, the temporary folder our own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_", "GRAPH_", "KEY_VAULT"))}
+    env["TMPDIR"] = str(temporary)
     result = subprocess.run(
         [sys.executable, "-m", "standins.demo"],
         cwd=ROOT,
@@ -39,3 +43,18 @@ def test_the_demo_ends_on_its_own_output_and_leaves_no_temporary_folder(tmp_path
     assert result.stderr == ""
     assert result.stdout.rstrip().splitlines()[-1].startswith("  metrics: acquire_access_token.")
     assert sorted(p.name for p in temporary.iterdir()) == []
+    # What it shows: each trigger's outcome, what each stand-in saw (never a secret), the refusal and the fleet.
+    out = result.stdout
+    assert '"outcome": "succeeded"' in out
+    assert "managed identity (" in out
+    assert "GET /secrets/scim-token/" in out
+    assert f"POST /v1.0/servicePrincipals/{SP_ID}/synchronization/acquireAccessToken -> 204" in out
+    assert "SecretToken = <32 characters>" in out
+    assert "left on 'acquire-access-token': 0, on 'acquire-access-token-poison': 0" in out
+    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=http" in out
+    assert "customEvent AcquireAccessTokenOutcome: outcome=succeeded, trigger=queue" in out
+    assert "-> 403 endpointNotBound" in out
+    assert "  Graph calls made: 0" in out
+    assert "ConnectionRecovery recover-me: EncounteredQuarantineException -> credentials: succeeded" in out
+    assert "ConnectionRecovery deletes-held: TooManyDeletes -> none: needsPerson" in out
+    assert "recover-me out of quarantine: True; deletes-held left to a person: True" in out
