@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from .connections import record_outcome, stored_request
@@ -75,8 +75,6 @@ class RotationReport:
     failed: list[Outcome] = field(default_factory=list)
     warned: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)  # the event's version is not (or no longer) the newest
-    busy: list[str] = field(default_factory=list)  # another delivery holds the claim: retried, never reported done
-    enqueued: list[str] = field(default_factory=list)  # fanned out: one connection-work message each
     ignored: str | None = None
 
 
@@ -196,13 +194,11 @@ async def handle_key_vault_event(
     pipeline: Pipeline,
     queue: WorkQueue | None = None,
     owner: str | None = None,
-    attempt: int | None = None,
 ) -> RotationReport:
-    """Warn of an expiry, or apply a new version: inline for a few connections, else one queue message each.
+    """Warn of an expiry, or apply a new version: inline for a few connections, else one fanout message.
 
-    ``owner`` and ``attempt`` name this delivery (a queue message's id and dequeue count): a later attempt of the same
-    message takes over a claim an earlier one left behind (the queue hands a message back only when its attempt has
-    ended). Without an attempt number (Event Grid), a claim is only ever released or left to expire.
+    ``owner`` names this delivery (the event's id). Event Grid gives no attempt number, so its claims are only ever
+    released or left to expire (a queue message's later attempt may take over: :func:`rotate_connection`).
     """
     report = RotationReport()
     expiry = event.type in EXPIRY_EVENTS
@@ -218,21 +214,10 @@ async def handle_key_vault_event(
         return report
     if not names:
         return report
-    # Never backwards: only the secret's current version is applied, whatever order Event Grid delivers events in.
-    try:
-        current = await pipeline.resolver.read_current(SecretReference(event.vault_url, event.name))
-    except ReferenceUnresolvable:
-        current = None  # deleted or disabled since: nothing to apply
-    if current is None or current.version != event.version:
-        log.info(
-            "Key Vault event for secret %r version %s: superseded (the current version is %s); nothing applied",
-            event.name,
-            event.version,
-            None if current is None else current.version,
-        )
+    created = await _created_if_current(pipeline, event)
+    if created is False:
         report.superseded.extend(names)
         return report
-    created = iso_time(current.created_on)
     if len(names) > INLINE_ROTATIONS:
         from .work import WorkItem
 
@@ -240,9 +225,11 @@ async def handle_key_vault_event(
             from .work import get_work_queue
 
             queue = get_work_queue()
-        fanout = WorkItem("fanout", "*", secret_id=event.secret_id, version=event.version, created=created)
+        fanout = WorkItem("fanout", "*", secret_id=event.secret_id, version=event.version)
         await queue.send_many([fanout])  # the delivery ends here, whatever the number of connections
-        report.enqueued.append("*")
+        log.info(
+            "rotation of %s to %s: more than %d connections, fanned out", event.name, event.version, INLINE_ROTATIONS
+        )
         return report
     for name in names:
         await _rotate_one(event, name, created, store=store, pipeline=pipeline, report=report, owner=owner)
@@ -284,7 +271,6 @@ async def _rotate_one(
         if _claimed_elsewhere(record.claim, event, owner, attempt):
             # Another delivery is applying it now, or died doing so: never reported done, so that it is retried
             # until the claim is released or has expired.
-            report.busy.append(name)
             busy = ServiceUnavailable(
                 f"connection {name!r} is being rotated to version {event.version} by another delivery; retried",
                 code="rotationInProgress",
@@ -365,17 +351,10 @@ async def rotate_connection(
     vault_url, _, name = item.secret_id.rpartition("/secrets/")
     event = KeyVaultEvent(NEW_VERSION, None, vault_url, name, item.version, None)
     report = RotationReport()
-    # Never backwards, whoever wrote the message: the version must still be the secret's current one, and its
-    # creation time is Key Vault's, never the message's.
-    try:
-        current = await pipeline.resolver.read_current(SecretReference(vault_url, name))
-    except ReferenceUnresolvable:
-        current = None
-    if current is None or current.version != item.version:
-        log.info("rotate %s to %s for %r: superseded", item.secret_id, item.version, item.connection)
+    created = await _created_if_current(pipeline, event)  # whoever wrote the message: Key Vault decides
+    if created is False:
         report.superseded.append(item.connection)
         return report
-    created = iso_time(current.created_on)
     await _rotate_one(
         event,
         item.connection,
@@ -395,5 +374,23 @@ async def fan_out(item: WorkItem, *, store: ConnectionStore, queue: WorkQueue) -
 
     assert item.secret_id is not None
     names = await store.find_by_secret(item.secret_id)
-    fields = {"secret_id": item.secret_id, "version": item.version, "created": item.created}
+    fields = {"secret_id": item.secret_id, "version": item.version}
     return await queue.send_many(WorkItem(kind="rotate", connection=name, **fields) for name in names)
+
+
+async def _created_if_current(pipeline: Pipeline, event: KeyVaultEvent) -> str | Literal[False] | None:
+    """Never backwards: when the event's version is still the secret's current one (read now, never cached), when
+    Key Vault created it; ``False`` when it is not (an older or a deleted version: nothing to apply)."""
+    try:
+        current = await pipeline.resolver.read_current(SecretReference(event.vault_url, event.name))
+    except ReferenceUnresolvable:
+        current = None  # deleted or disabled since
+    if current is None or current.version != event.version:
+        log.info(
+            "secret %r version %s: superseded (the current version is %s); nothing applied",
+            event.name,
+            event.version,
+            None if current is None else current.version,
+        )
+        return False
+    return iso_time(current.created_on)

@@ -33,9 +33,8 @@ class WorkItem:
 
     kind: WorkKind
     connection: str
-    secret_id: str | None = None  # rotate: the secret and the version to apply, with when Key Vault created it
-    version: str | None = None
-    created: str | None = None
+    secret_id: str | None = None  # rotate and fanout: the secret and the version to apply (still checked against
+    version: str | None = None  # Key Vault's current version when the work runs: a message is never trusted)
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
@@ -48,9 +47,9 @@ class WorkItem:
             raise InvalidRequest("the work message is not JSON") from None
         if not isinstance(data, dict) or data.get("kind") not in ("check", "rotate", "fanout"):
             raise InvalidRequest("the work message names no kind of work (check, rotate or fanout)")
-        if set(data) - {"kind", "connection", "secret_id", "version", "created"}:
+        if set(data) - {"kind", "connection", "secret_id", "version"}:
             raise InvalidRequest("the work message has fields no work takes")
-        values = {k: data.get(k) for k in ("connection", "secret_id", "version", "created")}
+        values = {k: data.get(k) for k in ("connection", "secret_id", "version")}
         if not all(v is None or isinstance(v, str) for v in values.values()) or not values["connection"]:
             raise InvalidRequest("the work message's fields are strings, and it names a connection")
         if data["kind"] in ("rotate", "fanout") and not (values["secret_id"] and values["version"]):

@@ -278,9 +278,7 @@ async def test_a_forged_rotate_message_naming_an_old_version_rolls_nothing_back(
     rotate(conn_env, "the-newer-version-value-66")
     conn_env.graph.reset()
     host = work_queue(conn_env)
-    forged = WorkItem(
-        "rotate", "forward-only", secret_id=f"{conn_env.keyvault.url}/secrets/scim-token", version=old, created="9999"
-    )
+    forged = WorkItem("rotate", "forward-only", secret_id=f"{conn_env.keyvault.url}/secrets/scim-token", version=old)
     host.queue.send_message(forged.to_json())  # anyone with access to the queue
     await host.drain()
     assert conn_env.graph.seen == []  # superseded: the secret's current version is another
