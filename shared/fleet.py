@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .outcome import Outcome
     from .pipeline import Pipeline
     from .store import ConnectionStore
+    from .work import WorkItem
 
 __all__ = ["MAX_DEQUEUE_COUNT", "from_work_queue"]
 
@@ -75,15 +76,13 @@ async def from_work_queue(
 
 
 async def _work(
-    item: object, pipeline: Pipeline, store: ConnectionStore, *, owner: str | None, attempt: int | None
+    item: WorkItem, pipeline: Pipeline, store: ConnectionStore, *, owner: str | None, attempt: int | None
 ) -> Outcome | None:
     """Do one item; the failed outcome to retry, or ``None`` when the work is done (or rejected for good)."""
     from .recovery import recover
     from .rotation import rotate_connection
     from .sweep import check, report
-    from .work import WorkItem
 
-    assert isinstance(item, WorkItem)
     if item.kind == "fanout":
         from .rotation import fan_out
         from .work import get_work_queue
