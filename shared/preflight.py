@@ -41,14 +41,19 @@ class Check:
         return asdict(self)
 
 
-def token_roles(token: str) -> list[str]:
-    """The ``roles`` claim of a JWT access token, read without verifying it (Graph verifies; this only looks)."""
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT access token's claims, read without verifying it (Graph verifies; this only looks)."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return []
-    roles = claims.get("roles") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_roles(token: str) -> list[str]:
+    """The ``roles`` claim of a JWT access token."""
+    roles = _claims(token).get("roles")
     return [str(r) for r in roles] if isinstance(roles, list) else []
 
 
@@ -80,7 +85,7 @@ async def _graph(pipeline: Pipeline) -> Check:
     held = [role for role in SYNCHRONIZATION_ROLES if role in roles]
     if held:
         return Check("graphPermission", True, f"the token holds {', '.join(held)}")
-    principal = _claim(token, "oid") or "<the identity's object id>"
+    principal = str(_claims(token).get("oid") or "<the identity's object id>")
     shown = ", ".join(roles) or "none"
     return Check(
         "graphPermission",
@@ -88,15 +93,6 @@ async def _graph(pipeline: Pipeline) -> Check:
         f"the token's roles ({shown}) allow no synchronization call: every Graph step would be refused (401/403)",
         _grant(principal),
     )
-
-
-def _claim(token: str, name: str) -> str | None:
-    try:
-        payload = token.split(".")[1]
-        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get(name)
-    except (IndexError, ValueError, AttributeError):
-        return None
-    return str(value) if value else None
 
 
 async def _vault(pipeline: Pipeline, host: str) -> Check:
