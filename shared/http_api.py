@@ -107,10 +107,6 @@ def problem_reply(record: ErrorRecord) -> HttpReply:
     return _problem(record.http_status, record.message, fields, record.retry_after)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name), None)
-
-
 def _record_reply(status: int, record: ConnectionRecord) -> HttpReply:
     return json_reply(status, record.to_dict(), headers={"ETag": record.etag})
 
@@ -137,16 +133,16 @@ async def connection(
                 pipeline.settings,
                 name or "",
                 body,
-                if_match=_header(headers, "if-match"),
-                if_none_match=_header(headers, "if-none-match"),
+                if_match=policy.header(headers, "if-match"),
+                if_none_match=policy.header(headers, "if-none-match"),
                 by=who.audit,
             )
             return _record_reply(201 if created else 200, record)
         if verb == "DELETE":
-            await delete_connection(store, name or "", if_match=_header(headers, "if-match"), by=who.audit)
+            await delete_connection(store, name or "", if_match=policy.header(headers, "if-match"), by=who.audit)
             return HttpReply(204, b"", {}, "application/json")
         record = await get_connection(store, name or "")
-        if _header(headers, "if-none-match") == record.etag:
+        if policy.header(headers, "if-none-match") == record.etag:
             return HttpReply(304, b"", {"ETag": record.etag}, "application/json")
         return _record_reply(200, record)
 

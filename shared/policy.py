@@ -52,6 +52,7 @@ __all__ = [
     "check_bindings",
     "check_saved",
     "endpoint_matches",
+    "header",
     "parse_endpoints",
     "parse_targets",
     "plan",
@@ -366,7 +367,8 @@ class Caller:
         return "functionKey" if self.by_key else {"name": self.name, "objectId": self.object_id}
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A request header by its lower-case name, whatever case the caller wrote."""
     return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
@@ -386,7 +388,7 @@ def authenticate(headers: Mapping[str, str], settings: Settings, environ: Mappin
             "is not True), so the caller's identity cannot be trusted",
             code="authNotEnabled",
         )
-    raw = _header(headers, PRINCIPAL_HEADER)
+    raw = header(headers, PRINCIPAL_HEADER)
     if not raw:
         raise PolicyRefused("this route needs an authenticated caller with an app role", code="callerNotAuthorized")
     import base64
